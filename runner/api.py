@@ -1,0 +1,92 @@
+"""The Python API: everything the CLI does, callable from a notebook.
+
+    from runner import api
+    config = api.load_config("configs/xor.yaml", overrides=["train.epochs=500"])
+    outcome = api.run(config, out="runs")          # fit or forward into a run folder
+    net = api.build_network(config)                # a Network with initial weights
+    A = net.forward(X)                             # X (n, inputs) -> (n, outputs)
+    api.predict_run("runs/xor/<id>", "new.csv")    # apply a finished run to new data
+"""
+
+import json
+import os
+import tempfile
+
+from runner import build, data, experiment, runs, weights
+from runner.errors import UserError
+from runner.experiment import execute, plan  # noqa: F401  (re-exported)
+from schemas import ConfigError, load_config, load_config_dict  # noqa: F401  (re-exported)
+
+
+def build_network(config, n_inputs=None):
+    """The Network of `config` with its initial weights (drawn from the seed, or loaded
+    from model.weights). n_inputs defaults to model.inputs or the data's width."""
+    if n_inputs is None:
+        d = config.data
+        n_inputs = config.model.inputs or data.inspect(
+            d.path, features=d.features, targets=d.targets, targets_path=d.targets_path
+        ).n_features
+    net = build.network(config, n_inputs)
+    build.initial_weights(net, config, build.generators(config.seed)[0])
+    return net
+
+
+def run(config, out="runs", force=False, on_epoch=None):
+    """Fit or forward `config` into `<out>/<name>/<id>/`; returns an Outcome."""
+    return execute(plan(config, out), force=force, on_epoch=on_epoch)
+
+
+def _run_info(run_dir):
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir}: not a run folder (no readable run.json)") from None
+    if info.get("status") != "complete":
+        raise UserError(f"{run_dir}: the run is {info.get('status')!r}, not complete")
+    return info
+
+
+def load_run(run_dir):
+    """(config, net, arrays) of a finished run: its resolved config, the network with
+    the saved weights, and every array of weights.npz (scaling statistics, classes)."""
+    info = _run_info(run_dir)
+    config = load_config(os.path.join(run_dir, "config.yaml"))
+    arrays = weights.load(os.path.join(run_dir, "weights.npz"))
+    if "layers.0.W" not in arrays:
+        raise UserError(f"{run_dir}/weights.npz: missing array 'layers.0.W'")
+    net = build.network(config, arrays["layers.0.W"].shape[0])
+    net.load_state(arrays, source=os.path.join(run_dir, "weights.npz"))
+    return config, net, arrays, info
+
+
+def predict_run(run_dir, data_path, out=None, batch_size=4096):
+    """Apply the finished run in `run_dir` to `data_path` (with its scaling and class
+    list); writes .csv or .npy by the extension of `out`. Returns the output path."""
+    config, net, arrays, info = load_run(run_dir)
+    if out is None:
+        stem = os.path.splitext(os.path.basename(data_path))[0]
+        out = os.path.join(run_dir, f"predictions-{stem}.csv")
+    fmt = "npy" if out.endswith(".npy") else "csv"
+    features = info.get("features")
+    if not build.is_csv(data_path) and isinstance(features, list):
+        features = None
+    return experiment.predict(net, data_path, out, fmt=fmt, batch_size=batch_size,
+                              scaler=data.Scaler.from_arrays(arrays), classes=arrays.get("classes"),
+                              features=features, exclude=info.get("exclude", ()))
+
+
+def verify(run_dir):
+    """Re-execute a finished run in a temporary folder and compare its outputs with the
+    files in `run_dir` (history without its timing column): {name: identical}."""
+    info = _run_info(run_dir)
+    config = load_config(os.path.join(run_dir, "config.yaml"))
+    with tempfile.TemporaryDirectory(prefix="yamlnet-verify-") as tmp:
+        p = plan(config, out=tmp)
+        execute(p, force=True)
+        report = {"id": p.id == info.get("id")}
+        for name in runs.OUTPUTS:
+            mine, fresh = os.path.join(run_dir, name), os.path.join(p.folder, name)
+            if os.path.exists(mine) or os.path.exists(fresh):
+                report[name] = runs.output_digest(mine) == runs.output_digest(fresh)
+    return report

@@ -1,0 +1,144 @@
+"""The one bridge from a validated config to engine objects: random generators, the
+network, its initial weights, the optimizer and the prepared data arrays."""
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from runner import data, weights
+from runner.errors import DataError, UserError
+from runner.network import Network
+from runner.optimizers import OPTIMIZERS
+
+
+def _params(spec):
+    """(name, {param: value}) of a validated `{name: ...}` spec."""
+    return spec.name, spec.model_dump(exclude={"name"})
+
+
+def generators(seed):
+    """Independent generators for initialization, the validation split and the shuffle,
+    all derived from the run's one seed: (init_rng, split_rng, shuffle_rng)."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+def network(config, n_inputs):
+    """The Network of `config.model` for inputs of width n_inputs (weights not set)."""
+    layers = config.model.layers
+    sizes = [n_inputs] + [layer.units for layer in layers]
+    budget_check(sizes, layers, config.dtype)
+    return Network(
+        sizes,
+        [_params(layer.activation) for layer in layers],
+        [layer.bias for layer in layers],
+        config.dtype,
+    )
+
+
+MAX_PARAM_BYTES = 2 * 1024**3
+
+
+def budget_check(sizes, layers, dtype):
+    count = sum((a + int(layer.bias)) * b for a, b, layer in zip(sizes, sizes[1:], layers))
+    size = count * np.dtype(dtype).itemsize
+    if size > MAX_PARAM_BYTES:
+        raise UserError(
+            f"model.layers: the network would hold {count:,} parameters "
+            f"({size / 1024**3:.1f} GiB); the limit is {MAX_PARAM_BYTES // 1024**3} GiB"
+        )
+
+
+def initial_weights(net, config, rng):
+    """Draw the weights from `rng`, or load them from model.weights. Returns the arrays
+    of the weights file (for its scaling statistics and classes), or {}."""
+    net.initialize(rng, [(_params(la.init), _params(la.bias_init)) for la in config.model.layers])
+    if config.model.weights is None:
+        return {}
+    arrays = weights.load(config.model.weights)
+    net.load_state(arrays, source=config.model.weights)
+    return arrays
+
+
+def optimizer(config, net):
+    name, params = _params(config.train.optimizer)
+    return OPTIMIZERS[name](net.params, **params)
+
+
+def is_csv(path):
+    return os.path.splitext(path)[1].lower() == ".csv"
+
+
+def check_inputs(config, n_features, source):
+    if config.model.inputs is not None and config.model.inputs != n_features:
+        raise UserError(
+            f"model.inputs: {config.model.inputs} does not match the {n_features} "
+            f"feature columns of {source}; set model.inputs: {n_features} or remove it"
+        )
+
+
+@dataclass
+class Prepared:
+    """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    val: tuple | None
+    scaler: data.Scaler
+    classes: np.ndarray | None
+    feature_names: list
+    target_names: list
+
+
+def _read(config, path, labels, targets_path=None):
+    d = config.data
+    return data.load(path, features=d.features, targets=d.targets, targets_path=targets_path,
+                     dtype=config.dtype, labels=labels)
+
+
+def _targets(config, ds, classes, path):
+    """Y (n, outputs) of a dataset: one-hot labels or numeric targets."""
+    if ds.labels is not None:
+        return data.encode_labels(ds.labels, classes=classes, dtype=config.dtype)
+    if ds.Y is None:
+        raise DataError(path, "a fit needs targets: set data.targets (or data.targets_path)")
+    return None, ds.Y
+
+
+def training_data(config, split_rng):
+    """Read, split, encode and scale the data of a fit (SPEC §3)."""
+    d, units = config.data, config.model.layers[-1].units
+    info = data.inspect(d.path, features=d.features, targets=d.targets, targets_path=d.targets_path)
+    labels = config.train.loss == "categorical_crossentropy" and info.n_targets == 1
+    ds = _read(config, d.path, labels, d.targets_path)
+    check_inputs(config, ds.X.shape[1], d.path)
+    classes, Y = _targets(config, ds, None, d.path)
+    if Y.shape[1] != units:
+        what = f"{len(classes)} classes ({', '.join(map(str, classes[:10]))})" if labels else (
+            f"{Y.shape[1]} target columns")
+        raise DataError(d.path, f"the targets have {what} but the output layer has {units} "
+                        f"units: set model.layers.{len(config.model.layers) - 1}.units: {Y.shape[1]}")
+    X, val = ds.X, None
+    if d.validation_path is not None:
+        vs = _read(config, d.validation_path, labels)
+        if vs.X.shape[1] != X.shape[1]:
+            raise DataError(d.validation_path, f"has {vs.X.shape[1]} feature columns, "
+                            f"the training data {X.shape[1]}")
+        val = (vs.X, _targets(config, vs, classes, d.validation_path)[1])
+    elif d.validation_split > 0:
+        n = X.shape[0]
+        n_val = math.ceil(d.validation_split * n)
+        if n_val >= n:
+            raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
+                            "no training rows")
+        order = split_rng.permutation(n)
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        val = (X[val_rows], Y[val_rows])
+        X, Y = X[train_rows], Y[train_rows]
+    scaler = data.Scaler.fit(d.scale, X)
+    scaler.apply(X)
+    if val is not None:
+        scaler.apply(val[0])
+    return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
+                    ds.feature_names, ds.target_names)

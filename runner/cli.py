@@ -1,0 +1,198 @@
+"""The `yamlnet` command line: a thin layer over the library; the only module that
+talks to the terminal.
+
+Exit codes (SPEC §2): 0 success; 2 a bad config, data file or flag (one message, no
+traceback); 1 a run that failed; 130 interrupted.
+"""
+
+import json
+import os
+import sys
+
+import click
+
+from runner import progress
+from runner.errors import RunFailed, UserError
+
+
+class BadInput(click.ClickException):
+    """A user mistake: printed without a traceback, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(self.format_message(), err=True)
+
+
+class Failed(click.ClickException):
+    """A run that started and failed: exit 1."""
+
+    exit_code = 1
+
+
+def load(path, overrides=()):
+    """Load and validate a config, turning every user mistake into BadInput."""
+    from schemas import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides=overrides)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+
+
+def guarded(fn):
+    """Map library errors to exit codes: UserError -> 2, RunFailed -> 1, Ctrl-C -> 130."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise BadInput(f"error: {e}") from None
+        except RunFailed as e:
+            raise Failed(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            click.get_current_context().exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="yamlnet")
+def cli():
+    """Run neural networks described in YAML."""
+
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override one config value by dotted path (model.layers.0.units=16); repeatable.",
+)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The YAML config to run.")
+@set_option
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives <name>/<id>/ run folders.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local processes for the trials of a sweep.")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run sweep trials on this Dask distributed scheduler (extra 'dask').")
+@click.option("--force", is_flag=True, help="Redo runs whose folder is already complete.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (ids and statuses); run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@guarded
+def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
+    """Fit (with a `train` section) or run a forward pass, into a run folder."""
+    from runner import experiment
+
+    config = load(config_path, overrides)
+    if config.sweep is not None:
+        from runner import sweep
+
+        return sweep.run_cli(config, out=out, workers=workers, scheduler=scheduler,
+                             force=force, dry_run=dry_run, quiet=quiet, echo=click.echo)
+    p = experiment.plan(config, out)
+    if dry_run:
+        click.echo(f"{p.id}  {p.status:<9}  {p.folder}")
+        return
+    with progress.epochs(config, quiet) as on_epoch:
+        outcome = experiment.execute(p, force=force, on_epoch=on_epoch)
+    if outcome.status == "skipped":
+        click.echo(f"skipped (already complete): {outcome.folder}  (--force redoes it)")
+    else:
+        click.echo(f"{outcome.status}: {outcome.folder}")
+    if outcome.metrics and not quiet:
+        click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@set_option
+@click.option("--data", "check_data", is_flag=True,
+              help="Also open the data files and check widths, classes and the loss.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report as text or as a JSON list of problems.")
+def validate(files, overrides, check_data, fmt):
+    """Check configs; report every problem with its file, line and column."""
+    from runner import checks
+
+    problems = []
+    for path in files:
+        text, found = checks.check(path, overrides, check_data)
+        problems += found
+        if fmt == "text":
+            click.echo(text if found else f"{path}: ok", err=bool(found))
+    if fmt == "json":
+        click.echo(json.dumps(problems, indent=2))
+    if problems:
+        sys.exit(2)
+
+
+@cli.command()
+def schema():
+    """Print the JSON Schema of the config (for editors)."""
+    from schemas import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The YAML config to describe.")
+@set_option
+@guarded
+def summary(config_path, overrides):
+    """Print the layer table: output shapes, parameters and FLOPs per row."""
+    from runner import checks
+
+    click.echo(checks.summary(load(config_path, overrides)))
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="A finished run folder.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="The data to predict (.csv, .npy, .npz).")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Output file (.csv or .npy); default RUN/predictions-<data name>.csv.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Rows per forward minibatch.")
+@guarded
+def predict(run_dir, data_path, out_path, batch_size):
+    """Apply a finished run to new data, with its scaling and class list."""
+    from runner import api
+
+    out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size)
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@guarded
+def verify(run_dir):
+    """Re-execute a finished run in a temporary folder and compare every output."""
+    from runner import api
+
+    report = api.verify(run_dir)
+    for name, ok in report.items():
+        click.echo(f"{'match   ' if ok else 'MISMATCH'}  {name}")
+    if not all(report.values()):
+        raise Failed(f"{run_dir}: the re-executed run differs")
+    click.echo(f"{run_dir}: bit-identical")
+
+
+def main():
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    cli(prog_name="yamlnet")
+
+
+if __name__ == "__main__":
+    main()

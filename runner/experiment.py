@@ -1,0 +1,224 @@
+"""One experiment, from a validated config to a finished run folder (SPEC §5).
+
+`plan` names the folder without running anything; `execute` fits (when the config has
+a `train` section) or runs a forward pass, then predicts, writing every file atomically
+and recording the status in run.json: running -> complete | failed | interrupted.
+"""
+
+import csv
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runner import atomic, build, data, runs, train, weights
+from runner.errors import RunFailed, UserError
+from runner.predictions import PredictionWriter
+
+
+def resolved(config):
+    """The fully resolved config as plain data, every file path made absolute."""
+    tree = config.model_dump(mode="json")
+    for key, path in runs.input_files(tree).items():
+        runs._set(tree, key, os.path.abspath(path))
+    return tree
+
+
+@dataclass
+class Plan:
+    """Where a config's run lands and what is known of it before running."""
+
+    config: object
+    resolved: dict
+    digests: dict
+    id: str
+    folder: str
+
+    @property
+    def status(self):
+        return runs.describe(self.folder)
+
+
+def plan(config, out="runs", cache=None):
+    """The Plan of `config`: its resolved form, input digests, id and folder."""
+    tree = resolved(config)
+    cache = cache or runs.DigestCache(out)
+    digests = {}
+    for key, path in runs.input_files(tree).items():
+        try:
+            digests[key] = cache.digest(path)
+        except FileNotFoundError:
+            raise UserError(f"{key}: file not found: {path}") from None
+        except IsADirectoryError:
+            raise UserError(f"{key}: {path} is a folder, not a file") from None
+    run_id = runs.run_id(tree, digests)
+    return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id))
+
+
+@dataclass
+class Outcome:
+    folder: str
+    id: str
+    status: str  # complete | failed | interrupted | skipped
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def execute(p, force=False, on_epoch=None):
+    """Run the Plan `p` into its folder, unless that folder is already complete.
+
+    Raises UserError for bad data (the folder is removed), RunFailed for a fit that
+    diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
+    if p.status == "complete" and not force:
+        return Outcome(p.folder, p.id, "skipped", _read_metrics(p.folder))
+    folder = runs.RunFolder(p.folder)
+    folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
+    try:
+        metrics = _fit(p.config, folder, on_epoch) if p.config.train else _forward(p.config, folder)
+    except KeyboardInterrupt:
+        folder.finish("interrupted")
+        raise
+    except RunFailed as e:
+        folder.finish("failed", error=str(e))
+        raise
+    except UserError:
+        shutil.rmtree(p.folder, ignore_errors=True)
+        raise
+    folder.finish("complete", metrics=metrics)
+    return Outcome(p.folder, p.id, "complete", metrics)
+
+
+def _read_metrics(folder):
+    try:
+        with open(os.path.join(folder, "metrics.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _fit(config, folder, on_epoch):
+    init_rng, split_rng, shuffle_rng = build.generators(config.seed)
+    prepared = build.training_data(config, split_rng)
+    net = build.network(config, prepared.X.shape[1])
+    build.initial_weights(net, config, init_rng)
+    optimizer = build.optimizer(config, net)
+    spec = config.train
+    try:
+        result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
+                           val=prepared.val, on_epoch=on_epoch)
+    except (train.Diverged, KeyboardInterrupt) as e:
+        rows = e.history if isinstance(e, train.Diverged) else []
+        if rows:
+            write_history(folder.file("history.csv"), rows)
+        raise
+    write_history(folder.file("history.csv"), result.history)
+    extra = prepared.scaler.arrays()
+    if prepared.classes is not None:
+        extra["classes"] = prepared.classes
+    weights.save(folder.file("weights.npz"), {**net.state(), **extra})
+    metrics = train.evaluate(net, prepared.X, prepared.Y, spec.loss, spec.metrics)
+    if prepared.val is not None:
+        scores = train.evaluate(net, *prepared.val, spec.loss, spec.metrics)
+        metrics.update({"val_" + key: value for key, value in scores.items()})
+    metrics["epochs"] = len(result.history)
+    metrics["best_epoch"] = result.best_epoch
+    atomic.write_text(folder.file("metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    plot_history(folder.file("loss.png"), result.history)
+    features = prepared.feature_names if build.is_csv(config.data.path) else config.data.features
+    folder.info.update(features=features, targets=prepared.target_names)
+    _predict_into(folder, net, config, prepared.scaler, prepared.classes, features)
+    return metrics
+
+
+def _forward(config, folder):
+    init_rng = build.generators(config.seed)[0]
+    d = config.data
+    source = config.predict.path if config.predict and config.predict.path else d.path
+    exclude = tuple([d.targets] if isinstance(d.targets, str) else d.targets or ())
+    info = data.inspect(source, features=d.features, targets=d.targets)
+    build.check_inputs(config, info.n_features, source)
+    net = build.network(config, info.n_features)
+    arrays = build.initial_weights(net, config, init_rng)
+    scaler = data.Scaler.from_arrays(arrays)
+    if scaler.kind == "none" and d.scale != "none":
+        chunks = data.stream(source, features=d.features, batch_size=65536, dtype=config.dtype,
+                             exclude=exclude)
+        scaler = data.Scaler.fit_stream(d.scale, chunks)
+    weights.save(folder.file("weights.npz"), {**net.state(), **scaler.arrays()})
+    folder.info.update(features=d.features, exclude=list(exclude))
+    _predict_into(folder, net, config, scaler, arrays.get("classes"), d.features, exclude)
+    return {}
+
+
+def predict(net, source, out, *, fmt="csv", batch_size=4096, scaler=None, classes=None,
+            features=None, exclude=()):
+    """Stream the rows of `source` through `net` in minibatches of batch_size and write
+    the predictions to `out` as they come (SPEC §7). Returns `out`."""
+    chunks = data.stream(source, features=features, batch_size=batch_size,
+                         dtype=net.dtype.name, exclude=exclude)
+    with PredictionWriter(out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name,
+                          classes=classes) as writer:
+        for X in chunks:
+            if scaler is not None:
+                scaler.apply(X)
+            writer.write(net.forward(X))
+    return out
+
+
+def _predict_into(folder, net, config, scaler, classes, features, exclude=()):
+    """The predictions of a run: predict.path (default data.path) into its folder."""
+    spec = config.predict
+    source = spec.path if spec and spec.path else config.data.path
+    fmt = spec.format if spec else "csv"
+    predict(net, source, folder.file("predictions." + fmt), fmt=fmt,
+            batch_size=spec.batch_size if spec else 4096, scaler=scaler, classes=classes,
+            features=features, exclude=exclude)
+
+
+HISTORY_ORDER = ("epoch", "loss", "val_loss")
+
+
+def history_columns(rows):
+    keys = list(rows[0])
+    metrics = [k for k in keys if k not in HISTORY_ORDER + ("seconds",) and not k.startswith("val_")]
+    columns = [k for k in HISTORY_ORDER if k in keys] + metrics
+    return columns + [f"val_{m}" for m in metrics if f"val_{m}" in keys] + ["seconds"]
+
+
+def write_history(path, rows):
+    """history.csv: epoch, loss, val_loss, metrics, val_metrics, seconds; floats in
+    round-trip precision (repr)."""
+    columns = history_columns(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns])
+    atomic.write_text(path, buffer.getvalue())
+
+
+def plot_history(path, rows):
+    """loss.png: training and validation loss per epoch, when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("loss", "val_loss"):
+        if key in rows[0]:
+            ax.plot(epochs, [r[key] for r in rows], label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log" if all(r["loss"] > 0 for r in rows) else "linear")
+    ax.legend()
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

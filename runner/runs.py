@@ -1,0 +1,174 @@
+"""Run folders: content-addressed ids, status, and the files every run leaves.
+
+A run lands in `<out>/<name>/<id>/`, where `<id>` is the first 12 hex digits of the
+sha256 of the canonical resolved config plus the sha256 of every file it reads. Only a
+folder whose run.json says `complete` is trusted; any other state is redone.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+
+import numpy as np
+import yaml
+
+from runner import atomic
+from runner.data import file_sha256
+
+PATH_KEYS = (
+    "data.path",
+    "data.targets_path",
+    "data.validation_path",
+    "model.weights",
+    "predict.path",
+)
+STATUSES = ("running", "complete", "failed", "interrupted")
+OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
+DIGEST_CACHE = ".digests.json"
+
+
+def _get(tree, dotted):
+    for part in dotted.split("."):
+        if tree is None:
+            return None
+        tree = tree.get(part)
+    return tree
+
+
+def _set(tree, dotted, value):
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.get(part)
+        if tree is None:
+            return
+    tree[leaf] = value
+
+
+def input_files(resolved):
+    """{dotted key: path} of every file a resolved config (a dict) reads."""
+    files = {key: _get(resolved, key) for key in PATH_KEYS}
+    return {key: path for key, path in files.items() if path is not None}
+
+
+class DigestCache:
+    """sha256 of input files, remembered by (path, size, mtime_ns) as git's index does,
+    so a rerun does not hash a large data file again. Kept in `<out>/.digests.json`."""
+
+    def __init__(self, out):
+        self.file = os.path.join(out, DIGEST_CACHE)
+        try:
+            with open(self.file) as f:
+                self.entries = json.load(f)
+        except (OSError, ValueError):
+            self.entries = {}
+        self.dirty = False
+
+    def digest(self, path):
+        path = os.path.abspath(path)
+        st = os.stat(path)
+        key = [st.st_size, st.st_mtime_ns]
+        entry = self.entries.get(path)
+        if entry and entry[:2] == key:
+            return entry[2]
+        value = file_sha256(path)
+        self.entries[path] = key + [value]
+        self.dirty = True
+        return value
+
+    def save(self):
+        if self.dirty and os.path.isdir(os.path.dirname(self.file)):
+            atomic.write_text(self.file, json.dumps(self.entries, indent=0))
+            self.dirty = False
+
+
+def run_id(resolved, digests):
+    """12 hex digits naming the experiment: the resolved config with every file path
+    replaced by its content digest, so moving the data does not change the id."""
+    canonical = json.loads(json.dumps(resolved))
+    for key, value in digests.items():
+        _set(canonical, key, value)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def read_status(folder):
+    """The status recorded in folder/run.json, or None when there is none readable."""
+    try:
+        with open(os.path.join(folder, "run.json")) as f:
+            return json.load(f).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def describe(folder):
+    """complete | partial | pending, as `run --dry-run` shows it."""
+    status = read_status(folder)
+    if status == "complete":
+        return "complete"
+    return "partial" if os.path.isdir(folder) else "pending"
+
+
+def versions():
+    from runner import __version__
+
+    return {
+        "yamlnet": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def output_digest(path):
+    """sha256 of an output file, or None when absent. history.csv is digested without
+    its `seconds` column, the one part of a run that is not reproducible."""
+    if not os.path.exists(path):
+        return None
+    if os.path.basename(path) != "history.csv":
+        return file_sha256(path)
+    with open(path) as f:
+        rows = [line.rstrip("\n").split(",") for line in f]
+    keep = [i for i, name in enumerate(rows[0]) if name != "seconds"] if rows else []
+    text = "\n".join(",".join(row[i] for i in keep) for row in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RunFolder:
+    """The folder of one run: created fresh, marked running, then finished."""
+
+    def __init__(self, path):
+        self.path = path
+        self.info = {}
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def start(self, resolved, info):
+        """Empty the folder (a partial run is redone from scratch), write config.yaml
+        and run.json with status `running`."""
+        if os.path.isdir(self.path):
+            shutil.rmtree(self.path)
+        os.makedirs(self.path)
+        text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+        atomic.write_text(self.file("config.yaml"), text)
+        self.info = dict(info, status="running", started=time.time(), versions=versions())
+        self.info["argv"] = list(sys.argv)
+        self._write_info()
+
+    def finish(self, status, **extra):
+        """Record the final status, timings and the digests of the outputs."""
+        self.info.update(extra, status=status, finished=time.time())
+        self.info["seconds"] = round(self.info["finished"] - self.info["started"], 3)
+        self.info["sha256"] = {
+            name: output_digest(self.file(name))
+            for name in OUTPUTS
+            if os.path.exists(self.file(name))
+        }
+        self._write_info()
+
+    def _write_info(self):
+        atomic.write_text(self.file("run.json"), json.dumps(self.info, indent=2) + "\n")

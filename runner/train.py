@@ -1,0 +1,119 @@
+"""The fit loop: epochs of shuffled minibatches, validation, early stopping.
+
+It returns the history and prints nothing; a caller that wants progress passes
+`on_epoch`, which receives each history row as it is made.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runner.errors import RunFailed
+from runner.losses import LOSSES, METRICS
+
+MAXIMIZED = ("accuracy", "r2")  # metrics where larger is better; all else is minimized
+EVAL_BATCH = 4096
+
+
+class Diverged(RunFailed):
+    """The loss stopped being a finite number."""
+
+    def __init__(self, epoch, history):
+        self.epoch, self.history = epoch, history
+        super().__init__(
+            f"the loss is not finite at epoch {epoch}: the fit diverged; try a lower "
+            "learning rate (train.optimizer.lr) or scaling the features (data.scale: standard)"
+        )
+
+
+@dataclass
+class FitResult:
+    history: list = field(default_factory=list)  # one dict per epoch
+    best_epoch: int | None = None  # the epoch whose weights are kept (early stopping)
+    stopped_early: bool = False
+
+
+def evaluate(net, X, Y, loss, metrics):
+    """Loss and metrics of the current weights over all rows of X (n, inputs) and
+    Y (n, outputs), forward in batches of EVAL_BATCH rows: {name: float}."""
+    n, k = Y.shape
+    Z = np.empty((n, k), net.dtype)  # logits of every row
+    A = np.empty((n, k), net.dtype)  # outputs of every row
+    for start in range(0, n, EVAL_BATCH):
+        stop = min(start + EVAL_BATCH, n)
+        A[start:stop] = net.forward(X[start:stop])
+        Z[start:stop] = net.logits(stop - start)
+    scores = {"loss": float(LOSSES[loss](Y, Z, A))}
+    for name in metrics:
+        scores[name] = float(METRICS[name](Y, A))
+    return scores
+
+
+def _monitor_mode(monitor):
+    base = monitor[4:] if monitor.startswith("val_") else monitor
+    return "max" if base in MAXIMIZED else "min"
+
+
+def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
+    """Fit `net` in place. X (n, inputs), Y (n, outputs); val: (X_val, Y_val) or None;
+    spec: the validated `train` section; rng: the generator that orders the rows.
+
+    Raises Diverged (a RunFailed) when a minibatch loss is not finite."""
+    n = X.shape[0]
+    batch = n if spec.batch_size == "full" else min(spec.batch_size, n)
+    Xb = np.empty((batch, X.shape[1]), X.dtype)  # reused minibatch buffers
+    Yb = np.empty((batch, Y.shape[1]), Y.dtype)
+    stop_rule = spec.early_stopping
+    mode = _monitor_mode(stop_rule.monitor) if stop_rule else "min"
+    best, wait, best_params = None, 0, None
+    result = FitResult()
+    for epoch in range(1, spec.epochs + 1):
+        started = time.perf_counter()
+        order = rng.permutation(n) if spec.shuffle else None
+        total = 0.0
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            if order is None:
+                xb, yb = X[start : start + m], Y[start : start + m]
+            else:
+                idx = order[start : start + m]
+                xb = np.take(X, idx, axis=0, out=Xb[:m])  # (m, inputs)
+                yb = np.take(Y, idx, axis=0, out=Yb[:m])  # (m, outputs)
+            value = net.train_step(xb, yb, spec.loss)
+            if not np.isfinite(value):
+                raise Diverged(epoch, result.history)
+            optimizer.step(net.grads)
+            total += value * m
+        row = {"epoch": epoch, "loss": total / n}
+        if spec.metrics:
+            row.update(evaluate(net, X, Y, spec.loss, spec.metrics), loss=total / n)
+        if val is not None:
+            scores = evaluate(net, val[0], val[1], spec.loss, spec.metrics)
+            row.update({"val_" + key: value for key, value in scores.items()})
+        if not np.isfinite(net.params).all():
+            raise Diverged(epoch, result.history)
+        row["seconds"] = time.perf_counter() - started
+        result.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if stop_rule is None:
+            continue
+        value = row[stop_rule.monitor]
+        better = best is None or (
+            value < best - stop_rule.min_delta if mode == "min" else value > best + stop_rule.min_delta
+        )
+        if better:
+            best, wait, result.best_epoch = value, 0, epoch
+            if stop_rule.restore_best:
+                best_params = net.params.copy()
+        else:
+            wait += 1
+            if wait >= stop_rule.patience:
+                result.stopped_early = True
+                break
+    if best_params is not None:
+        net.params[...] = best_params
+    else:
+        result.best_epoch = len(result.history)
+    return result
