@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runner import data, weights
-from runner.errors import DataError, UserError
+from runner.errors import DataError, UserError, located
 from runner.network import Network
 from runner.optimizers import OPTIMIZERS
 
@@ -91,16 +91,18 @@ class Prepared:
     target_names: list
 
 
-def _read(config, path, labels, targets_path=None):
+def _read(config, key, labels, targets_path=None):
     d = config.data
-    return data.load(path, features=d.features, targets=d.targets, targets_path=targets_path,
-                     dtype=config.dtype, labels=labels)
+    with located(key):
+        return data.load(getattr(d, key.split(".")[1]), features=d.features, targets=d.targets,
+                         targets_path=targets_path, dtype=config.dtype, labels=labels)
 
 
 def _targets(config, ds, classes, path):
     """Y (n, outputs) of a dataset: one-hot labels or numeric targets."""
     if ds.labels is not None:
-        return data.encode_labels(ds.labels, classes=classes, dtype=config.dtype)
+        return data.encode_labels(ds.labels, classes=classes, dtype=config.dtype, path=path,
+                                  first_row=2 if is_csv(path) else 1)
     if ds.Y is None:
         raise DataError(path, "a fit needs targets: set data.targets (or data.targets_path)")
     return None, ds.Y
@@ -109,29 +111,34 @@ def _targets(config, ds, classes, path):
 def training_data(config, split_rng):
     """Read, split, encode and scale the data of a fit (SPEC §3)."""
     d, units = config.data, config.model.layers[-1].units
-    info = data.inspect(d.path, features=d.features, targets=d.targets, targets_path=d.targets_path)
+    with located("data.path"):
+        info = data.inspect(d.path, features=d.features, targets=d.targets,
+                            targets_path=d.targets_path)
     labels = config.train.loss == "categorical_crossentropy" and info.n_targets == 1
-    ds = _read(config, d.path, labels, d.targets_path)
+    ds = _read(config, "data.path", labels, d.targets_path)
     check_inputs(config, ds.X.shape[1], d.path)
-    classes, Y = _targets(config, ds, None, d.path)
+    with located("data.path"):
+        classes, Y = _targets(config, ds, None, d.path)
     if Y.shape[1] != units:
         what = f"{len(classes)} classes ({', '.join(map(str, classes[:10]))})" if labels else (
             f"{Y.shape[1]} target columns")
         raise DataError(d.path, f"the targets have {what} but the output layer has {units} "
-                        f"units: set model.layers.{len(config.model.layers) - 1}.units: {Y.shape[1]}")
+                        f"units: set model.layers.{len(config.model.layers) - 1}.units: {Y.shape[1]}",
+                        key="data.targets")
     X, val = ds.X, None
     if d.validation_path is not None:
-        vs = _read(config, d.validation_path, labels)
-        if vs.X.shape[1] != X.shape[1]:
-            raise DataError(d.validation_path, f"has {vs.X.shape[1]} feature columns, "
-                            f"the training data {X.shape[1]}")
-        val = (vs.X, _targets(config, vs, classes, d.validation_path)[1])
+        vs = _read(config, "data.validation_path", labels)
+        with located("data.validation_path"):
+            if vs.X.shape[1] != X.shape[1]:
+                raise DataError(d.validation_path, f"has {vs.X.shape[1]} feature columns, "
+                                f"the training data {X.shape[1]}")
+            val = (vs.X, _targets(config, vs, classes, d.validation_path)[1])
     elif d.validation_split > 0:
         n = X.shape[0]
         n_val = math.ceil(d.validation_split * n)
         if n_val >= n:
             raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
-                            "no training rows")
+                            "no training rows", key="data.validation_split")
         order = split_rng.permutation(n)
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         val = (X[val_rows], Y[val_rows])

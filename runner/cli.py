@@ -91,10 +91,7 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
 
     config = load(config_path, overrides)
     if config.sweep is not None:
-        from runner import sweep
-
-        return sweep.run_cli(config, out=out, workers=workers, scheduler=scheduler,
-                             force=force, dry_run=dry_run, quiet=quiet, echo=click.echo)
+        return _sweep(config, out, workers, scheduler, force, dry_run, quiet)
     p = experiment.plan(config, out)
     if dry_run:
         click.echo(f"{p.id}  {p.status:<9}  {p.folder}")
@@ -107,6 +104,34 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
         click.echo(f"{outcome.status}: {outcome.folder}")
     if outcome.metrics and not quiet:
         click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
+
+
+def _sweep(config, out, workers, scheduler, force, dry_run, quiet):
+    """Run every trial of a sweep, then write sweep.csv and print the ranking."""
+    from runner import sweep
+
+    found = sweep.trials(config, out)
+    keys = list(found[0].values) if found else []
+    if dry_run:
+        for t in found:
+            values = "  ".join(f"{k}={v}" for k, v in t.values.items())
+            click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}  {values}")
+        return
+    with progress.trials(len(found), quiet) as on_trial:
+        outcomes = sweep.run(found, force, workers, scheduler, on_trial)
+    rows = sweep.table(found, outcomes)
+    folder = os.path.join(out, config.name)
+    sweep.write_csv(os.path.join(folder, "sweep.csv"), rows, keys)
+    spec = config.sweep
+    sweep.plot(os.path.join(folder, "sweep.png"), rows, keys, spec.metric)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "failed")}
+    ran = sum(o.status != "skipped" for o in outcomes)
+    click.echo(f"{len(found)} trials ({ran} run, {len(found) - ran} already complete; "
+               f"{counts['failed']} failed): {folder}/sweep.csv")
+    click.echo(sweep.format_ranking(sweep.ranking(rows, keys, spec.metric, spec.mode),
+                                    spec.metric, spec.mode))
+    if counts["failed"]:
+        raise Failed(f"{counts['failed']} of {len(found)} trials failed")
 
 
 def _fmt(value):

@@ -5,19 +5,32 @@ prints its message and exits 2. `RunFailed` is a run that started and went wrong
 (a loss that diverged): exit 1. Library code raises these and never prints or exits.
 """
 
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """A mistake the user can fix; the message names where it is and what is valid."""
 
 
 class DataError(UserError):
-    """A problem in a data file, located as `path:row: message` (row counts from 1,
-    the header being row 1 in a CSV)."""
+    """A problem in a data file, located as `[key: ]path:row: message` (rows count from
+    1, the header being row 1 in a CSV; key is the config entry naming the file)."""
 
-    def __init__(self, path, message, row=None):
-        self.path, self.row = str(path), row
+    def __init__(self, path, message, row=None, key=None):
+        self.path, self.message, self.row, self.key = str(path), message, row, key
         where = self.path if row is None else f"{self.path}:{row}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{key}: {where}: {message}" if key else f"{where}: {message}")
+
+
+@contextmanager
+def located(key):
+    """Name the config entry (`data.path`, ...) in any DataError raised inside."""
+    try:
+        yield
+    except DataError as e:
+        if e.key is not None:
+            raise
+        raise DataError(e.path, e.message, e.row, key) from None
 
 
 class RunFailed(Exception):

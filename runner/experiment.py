@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner import atomic, build, data, runs, train, weights
-from runner.errors import RunFailed, UserError
+from runner.errors import RunFailed, UserError, located
 from runner.predictions import PredictionWriter
 
 
 def resolved(config):
     """The fully resolved config as plain data, every file path made absolute."""
     tree = config.model_dump(mode="json")
+    if tree.get("sweep") is None:
+        tree.pop("sweep", None)
     for key, path in runs.input_files(tree).items():
         runs._set(tree, key, os.path.abspath(path))
     return tree
@@ -77,7 +79,7 @@ def execute(p, force=False, on_epoch=None):
     folder = runs.RunFolder(p.folder)
     folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
     try:
-        metrics = _fit(p.config, folder, on_epoch) if p.config.train else _forward(p.config, folder)
+        metrics = compute(p.config, folder, on_epoch)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
@@ -89,6 +91,12 @@ def execute(p, force=False, on_epoch=None):
         raise
     folder.finish("complete", metrics=metrics)
     return Outcome(p.folder, p.id, "complete", metrics)
+
+
+def compute(config, folder, on_epoch=None):
+    """Fit or forward `config`, writing the outputs into `folder` (a RunFolder);
+    returns the final metrics ({} for a forward pass)."""
+    return _fit(config, folder, on_epoch) if config.train else _forward(config, folder)
 
 
 def _read_metrics(folder):
@@ -138,15 +146,18 @@ def _forward(config, folder):
     d = config.data
     source = config.predict.path if config.predict and config.predict.path else d.path
     exclude = tuple([d.targets] if isinstance(d.targets, str) else d.targets or ())
-    info = data.inspect(source, features=d.features, targets=d.targets)
+    key = "predict.path" if source != d.path else "data.path"
+    with located(key):
+        info = data.inspect(source, features=d.features, targets=d.targets)
     build.check_inputs(config, info.n_features, source)
     net = build.network(config, info.n_features)
     arrays = build.initial_weights(net, config, init_rng)
     scaler = data.Scaler.from_arrays(arrays)
     if scaler.kind == "none" and d.scale != "none":
-        chunks = data.stream(source, features=d.features, batch_size=65536, dtype=config.dtype,
-                             exclude=exclude)
-        scaler = data.Scaler.fit_stream(d.scale, chunks)
+        with located(key):
+            chunks = data.stream(source, features=d.features, batch_size=65536,
+                                 dtype=config.dtype, exclude=exclude)
+            scaler = data.Scaler.fit_stream(d.scale, chunks)
     weights.save(folder.file("weights.npz"), {**net.state(), **scaler.arrays()})
     folder.info.update(features=d.features, exclude=list(exclude))
     _predict_into(folder, net, config, scaler, arrays.get("classes"), d.features, exclude)
@@ -173,9 +184,10 @@ def _predict_into(folder, net, config, scaler, classes, features, exclude=()):
     spec = config.predict
     source = spec.path if spec and spec.path else config.data.path
     fmt = spec.format if spec else "csv"
-    predict(net, source, folder.file("predictions." + fmt), fmt=fmt,
-            batch_size=spec.batch_size if spec else 4096, scaler=scaler, classes=classes,
-            features=features, exclude=exclude)
+    with located("predict.path" if spec and spec.path else "data.path"):
+        predict(net, source, folder.file("predictions." + fmt), fmt=fmt,
+                batch_size=spec.batch_size if spec else 4096, scaler=scaler, classes=classes,
+                features=features, exclude=exclude)
 
 
 HISTORY_ORDER = ("epoch", "loss", "val_loss")

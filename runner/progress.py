@@ -40,3 +40,18 @@ def epochs(config, quiet):
                   flush=True)
 
     yield line
+
+
+@contextmanager
+def trials(total, quiet):
+    """Yield an on_trial(outcome) callback that advances a bar over a sweep's trials."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="trial", leave=False, file=sys.stderr)
+    try:
+        yield lambda outcome: bar.update(1)
+    finally:
+        bar.close()

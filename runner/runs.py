@@ -95,13 +95,19 @@ def run_id(resolved, digests):
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def read_status(folder):
-    """The status recorded in folder/run.json, or None when there is none readable."""
+def read_info(folder):
+    """The contents of folder/run.json, or {} when there is none readable."""
     try:
         with open(os.path.join(folder, "run.json")) as f:
-            return json.load(f).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def read_status(folder):
+    """The status recorded in folder/run.json, or None when there is none readable."""
+    return read_info(folder).get("status")
 
 
 def describe(folder):

@@ -1,0 +1,177 @@
+"""Predictions streamed to disk as they are computed (SPEC §5, §7).
+
+csv: header `y0,...,yK-1` (`,label` for classification), values in round-trip precision
+('%.9g' for float32, '%.17g' for float64). npy: the float array (rows, K) in a standard
+.npy whose header is rewritten with the final row count on close, and for
+classification the labels (rows,) as fixed-width unicode in `<stem>_labels.npy`.
+"""
+
+import io
+import os
+
+import numpy as np
+
+from runner.atomic import atomic_path
+
+ROUND_TRIP = {"float32": "%.9g", "float64": "%.17g"}
+
+
+def labels_path(path):
+    """Where the labels of a .npy prediction file go: predictions.npy -> predictions_labels.npy."""
+    path = os.fspath(path)
+    return (path[:-4] if path.endswith(".npy") else path) + "_labels.npy"
+
+
+def _csv_field(text):
+    """A label as a CSV field, quoted when it holds a comma, a quote or a line break."""
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\r\n') else text
+
+
+class _Npy:
+    """An .npy file written row block by row block; close() rewrites the header's row count
+    (numpy pads headers so that the row count can grow in place)."""
+
+    def __init__(self, path, dtype, tail, n_rows):
+        self.dtype, self.tail, self.rows = np.dtype(dtype), tuple(tail), 0
+        self.atomic = atomic_path(path)
+        self.f = open(self.atomic.__enter__(), "wb")
+        self.size = self._header(n_rows or 0)
+
+    def _header(self, rows):
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": (rows, *self.tail)})
+        self.f.write(buf.getvalue())
+        return len(buf.getvalue())
+
+    def write(self, A):
+        A = np.ascontiguousarray(A, dtype=self.dtype)
+        self.f.write(A.data if A.size else b"")
+        self.rows += len(A)
+
+    def close(self):
+        try:
+            self.f.seek(0)
+            if self._header(self.rows) != self.size:  # cannot happen below 10**21 rows
+                raise RuntimeError("the .npy header changed size")
+            self.f.close()
+        except BaseException:
+            self.abort()
+            raise
+        self.atomic.__exit__(None, None, None)  # renames over the final path
+
+    def abort(self):
+        self.f.close()
+        self.atomic.__exit__(_Aborted, _Aborted(), None)  # removes the temporary file
+
+
+class _Aborted(Exception):
+    pass
+
+
+class PredictionWriter:
+    """Stream predictions to `path` through atomic_path: rows go to a temporary file beside
+    it, which close() renames and abort() removes. A context manager too: close on success,
+    abort on an exception.
+
+    fmt "csv" or "npy"; n_outputs K; dtype "float32" | "float64"; classes (K,) str for
+    classification (K == 1: a sigmoid output, two classes); n_rows, when known, is only a
+    hint for the first .npy header (the header always gets the count written).
+    """
+
+    def __init__(self, path, *, fmt, n_outputs, dtype, classes=None, n_rows=None):
+        if fmt not in ("csv", "npy"):
+            raise ValueError(f"fmt must be 'csv' or 'npy', got {fmt!r}")
+        self.path, self.fmt, self.K = os.fspath(path), fmt, int(n_outputs)
+        self.dtype = np.dtype(dtype)
+        self.classes = None if classes is None else np.asarray(classes).astype(str)
+        if self.classes is not None and len(self.classes) != (2 if self.K == 1 else self.K):
+            raise ValueError(f"{len(self.classes)} classes for {self.K} outputs")
+        self.done = False
+        if fmt == "npy":
+            self.lab = None
+            if self.classes is not None:
+                width = max(1, max(len(c) for c in self.classes))
+                self.classes = self.classes.astype(f"<U{width}")
+                self.lab = _Npy(labels_path(self.path), self.classes.dtype, (), n_rows)
+            try:
+                self.out = _Npy(self.path, self.dtype, (self.K,), n_rows)
+            except BaseException:
+                if self.lab is not None:
+                    self.lab.abort()
+                raise
+            return
+        self.atomic = atomic_path(self.path)
+        self.f = open(self.atomic.__enter__(), "w", encoding="utf-8", newline="")
+        header = [f"y{k}" for k in range(self.K)] + (["label"] if self.classes is not None else [])
+        self.f.write(",".join(header) + "\n")
+        self.row = ",".join([ROUND_TRIP[self.dtype.name]] * self.K)
+        if self.classes is not None:
+            self.row += ",%s"
+            self.fields = np.array([_csv_field(c) for c in self.classes.tolist()], dtype=object)
+        self.row += "\n"
+
+    def predicted(self, A):
+        """Class index per row of A (b, K): argmax, or A[:, 0] > 0.5 for one sigmoid unit."""
+        return (A[:, 0] > 0.5).astype(np.intp) if self.K == 1 else np.argmax(A, axis=1)
+
+    def write(self, A) -> None:
+        """Append the rows of A (b, K) (and their predicted labels, for classification)."""
+        if A.ndim != 2 or A.shape[1] != self.K:
+            raise ValueError(f"expected predictions of shape (rows, {self.K}), got {A.shape}")
+        A = np.asarray(A, dtype=self.dtype)
+        if self.fmt == "npy":
+            self.out.write(A)
+            if self.lab is not None:
+                self.lab.write(self.classes[self.predicted(A)])
+            return
+        if self.classes is None:
+            values = A.astype(np.float64).ravel().tolist()
+        else:  # interleave the values with the label fields: (b, K + 1) Python objects
+            table = np.empty((len(A), self.K + 1), dtype=object)
+            table[:, :-1] = A.astype(np.float64)
+            table[:, -1] = self.fields[self.predicted(A)]
+            values = table.ravel().tolist()
+        self.f.write((self.row * len(A)) % tuple(values))  # one format call per chunk
+
+    def close(self) -> None:
+        """Finish the file(s) and rename them into place."""
+        if self.done:
+            return
+        self.done = True
+        if self.fmt == "npy":
+            if self.lab is not None:
+                self.lab.close()
+            self.out.close()
+        else:
+            try:
+                self.f.close()
+            except BaseException:
+                self.done = False
+                self.abort()
+                raise
+            self.atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Drop what was written: no file appears, no temporary file is left."""
+        if self.done:
+            return
+        self.done = True
+        if self.fmt == "npy":
+            for part in (self.out, self.lab):
+                if part is not None:
+                    part.abort()
+        else:
+            self.f.close()
+            self.atomic.__exit__(_Aborted, _Aborted(), None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False

@@ -1,0 +1,407 @@
+"""The Pydantic models of a yamlnet config (SPEC section 3).
+
+Every model forbids unknown keys and coerces nothing (the string "2" is not 2).
+`name: ...` objects (activations, initializers, optimizers) are discriminated unions
+that also accept a plain string (`activation: tanh`) and a few aliases
+(`linear`, `swish`, `glorot_uniform`, ...). Checks that span several sections live in
+`Config` and raise one error carrying every located problem (see `_refuse`).
+"""
+
+import difflib
+from typing import Annotated, Literal, Union, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_PARAMETER_BYTES = 2 * 1024**3  # a network larger than 2 GiB is refused
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True
+    )
+
+
+def _refuse(*problems: tuple[tuple, str]):
+    """Fail validation with several problems, each `(loc relative to this model, message)`.
+
+    The loader locates each one in the YAML; plain pydantic users see the joined text."""
+    text = "; ".join(".".join(map(str, loc)) + ": " + msg if loc else msg for loc, msg in problems)
+    raise PydanticCustomError("config", "{message}", {"message": text, "problems": list(problems)})
+
+
+def _plain(name: str, doc: str) -> type[_Strict]:
+    """A variant without parameters, e.g. `{name: tanh}`."""
+    title = name.title().replace("_", "")
+    return create_model(title, __base__=_Strict, __doc__=doc, name=(Literal[name], ...))
+
+
+def _named(variants: tuple, aliases: dict[str, str]):
+    """A discriminated union on `name` that also accepts the name alone, or an alias."""
+    names = tuple(get_args(v.model_fields["name"].annotation)[0] for v in variants)
+    union = Annotated[Union[variants], Field(discriminator="name")]  # noqa: UP007
+
+    def normalize(value):
+        if isinstance(value, str):
+            value = {"name": value}
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            value = {**value, "name": aliases.get(value["name"], value["name"])}
+        return value
+
+    accepted = Literal[names + tuple(aliases)] | union
+    return names, Annotated[union, BeforeValidator(normalize, json_schema_input_type=accepted)]
+
+
+def _aliased(names: tuple, aliases: dict[str, str]):
+    """A Literal of `names` that also accepts the given aliases."""
+
+    def normalize(value):
+        return aliases.get(value, value) if isinstance(value, str) else value
+
+    allowed = Literal[names + tuple(aliases)]
+    return Annotated[Literal[names], BeforeValidator(normalize, json_schema_input_type=allowed)]
+
+
+# ---- activations -------------------------------------------------------------------
+
+class LeakyRelu(_Strict):
+    """max(x, alpha * x)."""
+
+    name: Literal["leaky_relu"]
+    alpha: float = Field(0.01, ge=0)
+
+
+class Elu(_Strict):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    name: Literal["elu"]
+    alpha: float = Field(1.0, gt=0)
+
+
+ACTIVATION_NAMES, Activation = _named(
+    (
+        _plain("identity", "x (no activation)."),
+        _plain("sigmoid", "1 / (1 + exp(-x))."),
+        _plain("tanh", "Hyperbolic tangent."),
+        _plain("relu", "max(x, 0)."),
+        LeakyRelu,
+        Elu,
+        _plain("softplus", "log(1 + exp(x))."),
+        _plain("gelu", "x * Phi(x), the exact erf form."),
+        _plain("silu", "x * sigmoid(x)."),
+        _plain("softmax", "exp(x) / sum(exp(x)) over each row."),
+    ),
+    {"linear": "identity", "swish": "silu"},
+)
+
+
+# ---- initializers ------------------------------------------------------------------
+
+class Constant(_Strict):
+    """Every value equal to `value`."""
+
+    name: Literal["constant"]
+    value: float = 0.0
+
+
+class Normal(_Strict):
+    """Plain (not truncated) normal draws."""
+
+    name: Literal["normal"]
+    mean: float = 0.0
+    std: float = Field(0.05, gt=0)
+
+
+class Uniform(_Strict):
+    """Uniform draws in [low, high)."""
+
+    name: Literal["uniform"]
+    low: float = -0.05
+    high: float = 0.05
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low >= self.high:
+            _refuse((("high",), f"high must be above low, got low={self.low}, high={self.high}"))
+        return self
+
+
+class Orthogonal(_Strict):
+    """A (semi-)orthogonal matrix scaled by `gain`."""
+
+    name: Literal["orthogonal"]
+    gain: float = 1.0
+
+
+_LIMIT = "uniform in [-limit, limit], limit = sqrt({})"
+INIT_NAMES, Init = _named(
+    (
+        _plain("zeros", "All zeros."),
+        _plain("ones", "All ones."),
+        Constant,
+        Normal,
+        Uniform,
+        _plain("xavier_uniform", _LIMIT.format("6 / (fan_in + fan_out))")),
+        _plain("xavier_normal", "normal, std = sqrt(2 / (fan_in + fan_out))."),
+        _plain("he_uniform", _LIMIT.format("6 / fan_in)")),
+        _plain("he_normal", "normal, std = sqrt(2 / fan_in)."),
+        _plain("lecun_uniform", _LIMIT.format("3 / fan_in)")),
+        _plain("lecun_normal", "normal, std = sqrt(1 / fan_in)."),
+        Orthogonal,
+    ),
+    {
+        "glorot_uniform": "xavier_uniform",
+        "glorot_normal": "xavier_normal",
+        "kaiming_uniform": "he_uniform",
+        "kaiming_normal": "he_normal",
+    },
+)
+
+
+# ---- optimizers (PyTorch's formulas and defaults) ----------------------------------
+
+class Sgd(_Strict):
+    """v = momentum * v + g; w -= lr * v (or lr * (g + momentum * v) with nesterov)."""
+
+    name: Literal["sgd"]
+    lr: float = Field(0.001, gt=0)
+    momentum: float = Field(0.0, ge=0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and self.momentum <= 0:
+            _refuse((("nesterov",), "nesterov needs momentum > 0; set momentum (e.g. 0.9)"))
+        return self
+
+
+class Adam(_Strict):
+    """Bias-corrected Adam, eps outside the square root; weight_decay added to g."""
+
+    name: Literal["adam"]
+    lr: float = Field(0.001, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: w -= lr * weight_decay * w."""
+
+    name: Literal["adamw"]
+    weight_decay: float = Field(0.01, ge=0)
+
+
+class RmsProp(_Strict):
+    """s = alpha * s + (1 - alpha) * g**2; w -= lr * g / (sqrt(s) + eps)."""
+
+    name: Literal["rmsprop"]
+    lr: float = Field(0.01, gt=0)
+    alpha: float = Field(0.99, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+OPTIMIZER_NAMES, Optimizer = _named((Sgd, Adam, AdamW, RmsProp), {})
+
+LossName = Literal["mse", "mae", "binary_crossentropy", "categorical_crossentropy"]
+MetricName = Literal["accuracy", "mse", "mae", "r2"]
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
+CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy")
+
+
+# ---- sections ----------------------------------------------------------------------
+
+class Data(_Strict):
+    """Where the rows come from; paths are relative to the config file."""
+
+    path: str = Field(min_length=1)
+    features: Annotated[list[str], Field(min_length=1)] | str | None = None
+    targets: Annotated[list[str], Field(min_length=1)] | str | None = None
+    targets_path: str | None = None
+    scale: Literal["none", "standard", "minmax"] = "none"
+    validation_split: float = Field(0.0, ge=0, lt=1)  # 0 = no split
+    validation_path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_validation_source(self):
+        if self.validation_split > 0 and self.validation_path is not None:
+            _refuse((("validation_path",), "give validation_split or validation_path, not both "
+                     f"(validation_split is {self.validation_split})"))
+        return self
+
+
+class Layer(_Strict):
+    """A dense layer: Z = X @ W + b, then the activation."""
+
+    units: int = Field(ge=1, le=1_000_000)
+    activation: Activation = "identity"
+    init: Init = "xavier_uniform"
+    bias_init: Init = "zeros"
+    bias: bool = True
+
+
+class Model(_Strict):
+    """The stack of dense layers; `inputs` is inferred from the data when omitted."""
+
+    inputs: Annotated[int, Field(ge=1)] | None = None
+    weights: str | None = None
+    layers: list[Layer] = Field(min_length=1)
+
+
+class EarlyStopping(_Strict):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    monitor: str = "val_loss"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = False
+
+
+class Train(_Strict):
+    """How to fit; without a train section a run is a forward pass."""
+
+    loss: _aliased(LOSS_NAMES, {"cross_entropy": "categorical_crossentropy"})
+    optimizer: Optimizer = "adam"
+    epochs: int = Field(100, ge=1, le=10_000_000)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32
+    shuffle: bool = True
+    metrics: list[MetricName] = []
+    early_stopping: EarlyStopping | None = None
+
+
+class Predict(_Strict):
+    """What a forward pass runs over (default: data.path) and how predictions are saved."""
+
+    path: str | None = None
+    batch_size: int = Field(4096, ge=1)
+    format: Literal["csv", "npy"] = "csv"
+
+
+class Space(_Strict):
+    """One dimension of a random search: exactly one of uniform, loguniform, choice."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    uniform: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    loguniform: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    choice: Annotated[list, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k in ("uniform", "loguniform", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            _refuse(((), "give exactly one of uniform: [low, high], loguniform: [low, high] "
+                     f"or choice: [...], got {' and '.join(given) or 'none'}"))
+        kind = given[0]
+        if kind != "choice":
+            low, high = getattr(self, kind)
+            if low >= high:
+                _refuse(((kind,), f"low must be below high, got [{low}, {high}]"))
+            if kind == "loguniform" and low <= 0:
+                _refuse(((kind,), f"loguniform needs low > 0, got {low}"))
+        return self
+
+
+class RandomSearch(_Strict):
+    """`samples` seeded draws from `space` (dotted path -> Space)."""
+
+    samples: int = Field(ge=1, le=1_000_000)
+    space: dict[str, Space] = Field(min_length=1)
+
+
+class Sweep(_Strict):
+    """A grid and/or a random search; every trial runs once per seed."""
+
+    grid: dict[str, Annotated[list, Field(min_length=1)]] | None = None
+    random: RandomSearch | None = None
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+
+    @model_validator(mode="after")
+    def _something_to_sweep(self):
+        if not self.grid and self.random is None:
+            _refuse(((), "a sweep needs grid: {path: [values]} or random: {samples, space}"))
+        return self
+
+
+class Config(_Strict):
+    """A yamlnet config: data, a model, and optionally train, predict and sweep."""
+
+    name: str = Field("config", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    data: Data
+    model: Model
+    train: Train | None = None
+    predict: Predict | None = None
+    sweep: Sweep | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        problems = self._train_problems() + self._size_problems()
+        if problems:
+            _refuse(*problems)
+        return self
+
+    def _train_problems(self) -> list:
+        train, layers, out = self.train, self.model.layers, len(self.model.layers) - 1
+        if train is None:
+            return []
+        problems, last = [], layers[-1].activation.name
+        at_loss = ("train", "loss")
+        if train.loss == "categorical_crossentropy" and last != "softmax":
+            problems.append((at_loss, "loss 'categorical_crossentropy' wants a softmax output "
+                             f"layer, but model.layers.{out}.activation is '{last}'; "
+                             "set it to softmax"))
+        elif train.loss == "categorical_crossentropy" and layers[-1].units < 2:
+            problems.append((at_loss, "loss 'categorical_crossentropy' wants at least 2 output "
+                             f"units, got {layers[-1].units}; for one output use "
+                             "binary_crossentropy with a sigmoid"))
+        if train.loss == "binary_crossentropy" and last != "sigmoid":
+            problems.append((at_loss, f"loss 'binary_crossentropy' wants a sigmoid output layer, "
+                             f"but model.layers.{out}.activation is '{last}'; set it to sigmoid"))
+        if "accuracy" in train.metrics and train.loss not in CROSSENTROPY:
+            i = train.metrics.index("accuracy")
+            problems.append((("train", "metrics", i), "metric 'accuracy' needs loss binary_"
+                             f"crossentropy or categorical_crossentropy, got '{train.loss}'"))
+        has_validation = self.data.validation_split > 0 or self.data.validation_path is not None
+        watched = [("train", "early_stopping", "monitor")] if train.early_stopping else []
+        if self.sweep is not None:
+            watched.append(("sweep", "metric"))
+        for loc in watched:
+            name = self.sweep.metric if loc[0] == "sweep" else train.early_stopping.monitor
+            allowed = ["loss", "val_loss", *train.metrics, *(f"val_{m}" for m in train.metrics)]
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                problems.append((loc, f"'{name}' is not recorded by this fit{hint} "
+                                 f"(one of: {', '.join(allowed)})"))
+            elif name.startswith("val_") and not has_validation and loc[0] == "train":
+                problems.append((loc, f"'{name}' needs validation data: set data.validation_split "
+                                 f"(e.g. 0.2) or data.validation_path, or monitor '{name[4:]}'"))
+        return problems
+
+    def _size_problems(self) -> list:
+        fan_in, sizes = self.model.inputs, []
+        for layer in self.model.layers:
+            weights = 0 if fan_in is None else fan_in * layer.units  # unknown fan_in: skip W
+            sizes.append(weights + (layer.units if layer.bias else 0))
+            fan_in = layer.units
+        itemsize = 4 if self.dtype == "float32" else 8
+        total = sum(sizes) * itemsize
+        if total <= MAX_PARAMETER_BYTES:
+            return []
+        big = sizes.index(max(sizes))
+        return [(("model", "layers", big, "units"), f"the network has {sum(sizes):,} parameters "
+                 f"({total / 1024**3:.1f} GiB as {self.dtype}), over the 2 GiB limit; "
+                 "use fewer units")]
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a config file (for editors and `yamlnet schema`)."""
+    return Config.model_json_schema()
