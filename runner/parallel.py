@@ -19,11 +19,10 @@ from runner.errors import RunFailed, UserError
 
 def in_processes(found, workers, force, on_trial=None):
     """Run the trials in `workers` local processes. [Outcome] in trial order."""
-    from runner.sweep import run_trial
-
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_trial, t.plan, force): i for i, t in enumerate(found)}
+        futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
+            os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
         outcomes = [None] * len(found)
         try:
             for future in cf.as_completed(futures):
@@ -34,6 +33,14 @@ def in_processes(found, workers, force, on_trial=None):
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return outcomes
+
+
+def local_trial(resolved, out, force):
+    """In a worker process: plan and run one trial from its resolved config (a dict)."""
+    from runner.sweep import run_trial
+    from schemas import load_config_dict
+
+    return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force)
 
 
 def remote_trial(resolved, inputs):

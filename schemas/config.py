@@ -211,7 +211,6 @@ LossName = Literal["mse", "mae", "binary_crossentropy", "categorical_crossentrop
 MetricName = Literal["accuracy", "mse", "mae", "r2"]
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
-CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy")
 
 
 # ---- sections ----------------------------------------------------------------------
@@ -343,45 +342,49 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        problems = self._train_problems() + self._size_problems()
+        problems = self._size_problems()
+        if self.train is not None:
+            problems = self._loss_problems(self.train) + self._watch_problems(self.train) + problems
         if problems:
             _refuse(*problems)
         return self
 
-    def _train_problems(self) -> list:
-        train, layers, out = self.train, self.model.layers, len(self.model.layers) - 1
-        if train is None:
-            return []
-        problems, last = [], layers[-1].activation.name
-        at_loss = ("train", "loss")
-        if train.loss == "categorical_crossentropy" and last != "softmax":
-            problems.append((at_loss, "loss 'categorical_crossentropy' wants a softmax output "
+    def _loss_problems(self, train: Train) -> list:
+        """The output layer must suit the loss, which is computed from its logits."""
+        out, problems = len(self.model.layers) - 1, []
+        last, units = self.model.layers[-1].activation.name, self.model.layers[-1].units
+        wanted = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
+        want = wanted.get(train.loss)
+        if want is not None and last != want:
+            problems.append((("train", "loss"), f"loss '{train.loss}' wants a {want} output "
                              f"layer, but model.layers.{out}.activation is '{last}'; "
-                             "set it to softmax"))
-        elif train.loss == "categorical_crossentropy" and layers[-1].units < 2:
-            problems.append((at_loss, "loss 'categorical_crossentropy' wants at least 2 output "
-                             f"units, got {layers[-1].units}; for one output use "
+                             f"set it to {want}"))
+        elif want == "softmax" and units < 2:
+            problems.append((("train", "loss"), "loss 'categorical_crossentropy' wants at least "
+                             f"2 output units, got {units}; for one output use "
                              "binary_crossentropy with a sigmoid"))
-        if train.loss == "binary_crossentropy" and last != "sigmoid":
-            problems.append((at_loss, f"loss 'binary_crossentropy' wants a sigmoid output layer, "
-                             f"but model.layers.{out}.activation is '{last}'; set it to sigmoid"))
-        if "accuracy" in train.metrics and train.loss not in CROSSENTROPY:
-            i = train.metrics.index("accuracy")
-            problems.append((("train", "metrics", i), "metric 'accuracy' needs loss binary_"
-                             f"crossentropy or categorical_crossentropy, got '{train.loss}'"))
-        has_validation = self.data.validation_split > 0 or self.data.validation_path is not None
-        watched = [("train", "early_stopping", "monitor")] if train.early_stopping else []
+        if "accuracy" in train.metrics and want is None:
+            problems.append((("train", "metrics", train.metrics.index("accuracy")),
+                             "metric 'accuracy' needs loss binary_crossentropy or "
+                             f"categorical_crossentropy, got '{train.loss}'"))
+        return problems
+
+    def _watch_problems(self, train: Train) -> list:
+        """early_stopping.monitor and sweep.metric must name a value the fit records."""
+        allowed = ["loss", "val_loss", *train.metrics, *(f"val_{m}" for m in train.metrics)]
+        validated = self.data.validation_split > 0 or self.data.validation_path is not None
+        watched, problems = [], []
+        if train.early_stopping is not None:
+            watched.append((("train", "early_stopping", "monitor"), train.early_stopping.monitor))
         if self.sweep is not None:
-            watched.append(("sweep", "metric"))
-        for loc in watched:
-            name = self.sweep.metric if loc[0] == "sweep" else train.early_stopping.monitor
-            allowed = ["loss", "val_loss", *train.metrics, *(f"val_{m}" for m in train.metrics)]
+            watched.append((("sweep", "metric"), self.sweep.metric))
+        for loc, name in watched:
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 problems.append((loc, f"'{name}' is not recorded by this fit{hint} "
                                  f"(one of: {', '.join(allowed)})"))
-            elif name.startswith("val_") and not has_validation and loc[0] == "train":
+            elif name.startswith("val_") and not validated and loc[0] == "train":
                 problems.append((loc, f"'{name}' needs validation data: set data.validation_split "
                                  f"(e.g. 0.2) or data.validation_path, or monitor '{name[4:]}'"))
         return problems
@@ -398,7 +401,7 @@ class Config(_Strict):
             return []
         big = sizes.index(max(sizes))
         return [(("model", "layers", big, "units"), f"the network has {sum(sizes):,} parameters "
-                 f"({total / 1024**3:.1f} GiB as {self.dtype}), over the 2 GiB limit; "
+                 f"({total / 1024**3:,.1f} GiB as {self.dtype}), over the 2 GiB limit; "
                  "use fewer units")]
 
 

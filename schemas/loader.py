@@ -186,6 +186,7 @@ def load_config_dict(data: dict, source="<dict>", base_dir=".", overrides=()) ->
 
 
 def _finish(data, marks, problems, dropped, overrides, base_dir) -> Config:
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
     for text in overrides:
         problems += _override(data, marks, text)
     config = None

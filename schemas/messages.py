@@ -166,18 +166,13 @@ def _issue(err, found: tuple, data) -> Issue:
             return Issue(dotted(found), found, False, f"missing required key 'name' {one_of}")
         where = found + ("name",) if isinstance(node, dict) and "name" in node else found
         tag = node.get("name") if isinstance(node, dict) else node
-        options = names + list(_ALIASES.get(field, ()))
-        return Issue(dotted(found), where, False, f"{tag!r} is not {_NOUNS.get(field, 'allowed')}"
-                     f"{suggest(tag, options)} {one_of}")
+        return Issue(dotted(found), where, False, _not_one_of(tag, names, field))
     if kind == "model_attributes_type" and field in _NOUNS:
         return Issue(dotted(found), found, False, f"expected {_NOUNS[field]} name or a mapping "
                      f"with a 'name' key, got {describe(value)}")
     if kind == "literal_error":
         names = re.findall(r"'([^']*)'", ctx["expected"])
-        noun = _NOUNS.get(field, "allowed")
-        options = names + list(_ALIASES.get(field, ()))
-        return Issue(dotted(found), found, False, f"{value!r} is not {noun}"
-                     f"{suggest(value, options)} (one of: {', '.join(names)})")
+        return Issue(dotted(found), found, False, _not_one_of(value, names, field))
     if kind == "string_pattern_mismatch" and loc == ("name",):
         message = (f"{value!r} is not a valid name: use letters, digits, '_', '.' and '-', "
                    "not starting with '.' or '-'")
@@ -189,6 +184,15 @@ def _issue(err, found: tuple, data) -> Issue:
     else:
         message = err["msg"].removeprefix("Value error, ")
     return Issue(dotted(found), found, False, message)
+
+
+def _not_one_of(value, names, field) -> str:
+    """"'relux' is not an activation; did you mean 'relu'? (one of: ...)"."""
+    one_of = f"(one of: {', '.join(names)})"
+    if not isinstance(value, str):
+        return f"expected {_NOUNS.get(field, 'a name')} name, got {describe(value)} {one_of}"
+    hint = suggest(value, names + list(_ALIASES.get(field, ())))
+    return f"{value!r} is not {_NOUNS.get(field, 'allowed')}{hint} {one_of}"
 
 
 def _strip(tp):

@@ -1,7 +1,7 @@
 """Read YAML safely, as YAML 1.2, remembering where every node starts.
 
-`yaml.compose` gives a tree of nodes with positions and constructs nothing, so no tag
-can run code. `read` builds plain Python values from that tree itself: strings, YAML
+PyYAML's composer gives a tree of nodes with positions and constructs nothing, so no
+tag can run code. `read` builds plain Python values from that tree itself: strings, YAML
 1.2 numbers (`1e-3` is a float; `yes` is a string), true/false, null, lists and
 mappings. Aliases are expanded with a node budget (alias bombs stop early), duplicate
 keys and foreign tags are reported, and `<<` merge keys are honoured.
@@ -58,7 +58,7 @@ class YamlError(Exception):
 
 
 try:  # libyaml scans and parses (about 10x faster); composing stays in Python, below
-    from yaml._yaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
     class _Parser(Reader, Scanner, Parser):
@@ -105,7 +105,7 @@ for _tag, _pattern in [
     ("float", r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)"
               r"|\.(nan|NaN|NAN)"),
 ]:
-    _Loader.add_implicit_resolver(_TAG + _tag, re.compile(rf"^(?:{_pattern})$"), None)
+    _Loader.add_implicit_resolver(_TAG + _tag, re.compile(rf"(?:{_pattern})\Z"), None)
 
 
 def _number(tag: str, text: str):
