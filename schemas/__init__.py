@@ -17,6 +17,7 @@ from schemas.loader import (
     get_path,
     load_config,
     load_config_dict,
+    locate,
     set_path,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "json_schema",
     "load_config",
     "load_config_dict",
+    "locate",
     "set_path",
 ]

@@ -142,6 +142,36 @@ def _set(data, path, value):
 def load_config(path, overrides=()) -> Config:
     """Read, override, validate and resolve a config file; raise ConfigError on problems."""
     file = os.fspath(path)
+    text, where = _read(file)
+    try:
+        data, marks, problems, dropped = read(text, where)
+    except YamlError as e:
+        raise ConfigError([_problem(e.where, "", e.message)]) from None
+    if not isinstance(data, dict):
+        what = "the file is empty" if data is None else f"the file holds {describe(data)}"
+        raise ConfigError([_problem(where(None), "", f"{what}; a config is a mapping with at "
+                                    "least data: and model:")])
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(file))[0])
+    data.setdefault("name", stem if re.match(r"[A-Za-z0-9_]", stem) else "_" + stem)
+    problems = [_problem(w, p, m) for p, w, m in problems]
+    return _finish(data, marks, problems, dropped, overrides, os.path.dirname(file))
+
+
+def locate(path, dotted: str, message: str) -> Problem:
+    """A Problem placed at `dotted` in the config file `path` (or at its nearest ancestor
+    written there), for errors found later, e.g. a data file that does not exist."""
+    file = os.fspath(path)
+    try:
+        text, where = _read(file)
+        marks = read(text, where)[1]
+    except (ConfigError, YamlError):
+        return Problem(file, None, None, dotted, message)
+    parts = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+    return _problem(marks.find(parts), dotted, message)
+
+
+def _read(file: str):
+    """The text of a config file and a function turning yaml marks into `Where`s."""
     try:
         with open(file, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
@@ -161,18 +191,7 @@ def load_config(path, overrides=()) -> Config:
             return Where(file, 1, 1, lines[0])
         return Where(file, mark.line + 1, mark.column + 1, lines[min(mark.line, len(lines) - 1)])
 
-    try:
-        data, marks, problems, dropped = read(text, where)
-    except YamlError as e:
-        raise ConfigError([_problem(e.where, "", e.message)]) from None
-    if not isinstance(data, dict):
-        what = "the file is empty" if data is None else f"the file holds {describe(data)}"
-        raise ConfigError([_problem(where(None), "", f"{what}; a config is a mapping with at "
-                                    "least data: and model:")])
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(file))[0])
-    data.setdefault("name", stem if re.match(r"[A-Za-z0-9_]", stem) else "_" + stem)
-    problems = [_problem(w, p, m) for p, w, m in problems]
-    return _finish(data, marks, problems, dropped, overrides, os.path.dirname(file))
+    return text, where
 
 
 def load_config_dict(data: dict, source="<dict>", base_dir=".", overrides=()) -> Config:

@@ -7,7 +7,15 @@ import time
 
 import pytest
 
-from schemas import ConfigError, PathError, get_path, load_config, load_config_dict, set_path
+from schemas import (
+    ConfigError,
+    PathError,
+    get_path,
+    load_config,
+    load_config_dict,
+    locate,
+    set_path,
+)
 
 XOR = """\
 name: xor
@@ -357,3 +365,12 @@ def test_dict_configs():
     assert info.value.to_json() == [{"file": "nb", "line": None, "column": None,
                                      "path": "data.path",
                                      "message": "expected a string, got the integer 1"}]
+
+
+def test_locate_points_into_the_file(tmp_path):
+    path = write(tmp_path, XOR)
+    problem = locate(path, "data.path", "file not found: data/xor.csv")
+    assert (problem.line, problem.column) == pos(XOR, "data/xor.csv")
+    assert str(problem).startswith(f"{path}:{pos(XOR, 'data/xor.csv')[0]}:")
+    assert where(locate(path, "model.layers.1.init", "x")) == pos(XOR, "units: 1")
+    assert locate(tmp_path / "nope.yaml", "data.path", "x").line is None
