@@ -45,9 +45,8 @@ def budget_check(sizes, layers, dtype):
     size = count * np.dtype(dtype).itemsize
     if size > MAX_PARAM_BYTES:
         raise UserError(
-            f"model.layers: the network would hold {count:,} parameters "
-            f"({size / 1024**3:.1f} GiB); the limit is {MAX_PARAM_BYTES // 1024**3} GiB"
-        )
+            f"the network would hold {count:,} parameters ({size / 1024**3:.1f} GiB); "
+            f"the limit is {MAX_PARAM_BYTES // 1024**3} GiB", "model.layers")
 
 
 def initial_weights(net, config, rng):
@@ -56,8 +55,9 @@ def initial_weights(net, config, rng):
     net.initialize(rng, [(_params(la.init), _params(la.bias_init)) for la in config.model.layers])
     if config.model.weights is None:
         return {}
-    arrays = weights.load(config.model.weights)
-    net.load_state(arrays, source=config.model.weights)
+    with located("model.weights"):
+        arrays = weights.load(config.model.weights)
+        net.load_state(arrays, source=config.model.weights)
     return arrays
 
 
@@ -73,9 +73,8 @@ def is_csv(path):
 def check_inputs(config, n_features, source):
     if config.model.inputs is not None and config.model.inputs != n_features:
         raise UserError(
-            f"model.inputs: {config.model.inputs} does not match the {n_features} "
-            f"feature columns of {source}; set model.inputs: {n_features} or remove it"
-        )
+            f"{config.model.inputs} does not match the {n_features} feature columns of "
+            f"{source}; set model.inputs: {n_features} or remove it", "model.inputs")
 
 
 @dataclass

@@ -17,12 +17,15 @@ def check(path, overrides=(), check_data=False):
         return None, []
     try:
         check_config_data(config)
-    except DataError as e:
-        return f"{e}", [{"file": e.path, "line": e.row, "column": None, "path": "data",
-                         "message": str(e)}]
     except UserError as e:
-        return f"{path}: {e}", [{"file": path, "line": None, "column": None, "path": "data",
-                                 "message": str(e)}]
+        from schemas import ConfigError, locate
+
+        problem = locate(path, e.key or "data", e.detail)
+        found = {"file": problem.file, "line": problem.line, "column": problem.column,
+                 "path": problem.path, "message": e.detail}
+        if isinstance(e, DataError):
+            found["data"] = {"file": e.path, "row": e.row}
+        return str(ConfigError([problem])), [found]
     return None, []
 
 

@@ -40,6 +40,15 @@ def load(path, overrides=()):
         raise BadInput(str(e)) from None
 
 
+def located(error, config_path):
+    """The text of a UserError, pointing at the config line of its key when it has one."""
+    if error.key and config_path:
+        from schemas import ConfigError, locate
+
+        return str(ConfigError([locate(config_path, error.key, error.detail)]))
+    return f"error: {error}"
+
+
 def guarded(fn):
     """Map library errors to exit codes: UserError -> 2, RunFailed -> 1, Ctrl-C -> 130."""
     import functools
@@ -49,7 +58,7 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise BadInput(f"error: {e}") from None
+            raise BadInput(located(e, kwargs.get("config_path"))) from None
         except RunFailed as e:
             raise Failed(str(e)) from None
         except KeyboardInterrupt:

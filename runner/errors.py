@@ -9,7 +9,14 @@ from contextlib import contextmanager
 
 
 class UserError(Exception):
-    """A mistake the user can fix; the message names where it is and what is valid."""
+    """A mistake the user can fix; the message names where it is and what is valid.
+
+    `key` is the dotted config entry at fault (`data.path`), when there is one: the CLI
+    then points at its line in the config file; `detail` is the message without it."""
+
+    def __init__(self, detail, key=None):
+        self.detail, self.key = detail, key
+        super().__init__(f"{key}: {detail}" if key else detail)
 
 
 class DataError(UserError):
@@ -17,20 +24,23 @@ class DataError(UserError):
     1, the header being row 1 in a CSV; key is the config entry naming the file)."""
 
     def __init__(self, path, message, row=None, key=None):
-        self.path, self.message, self.row, self.key = str(path), message, row, key
+        self.path, self.message, self.row = str(path), message, row
         where = self.path if row is None else f"{self.path}:{row}"
-        super().__init__(f"{key}: {where}: {message}" if key else f"{where}: {message}")
+        super().__init__(f"{where}: {message}", key)
 
 
 @contextmanager
 def located(key):
-    """Name the config entry (`data.path`, ...) in any DataError raised inside."""
+    """Name the config entry (`data.path`, ...) in any UserError raised inside that
+    does not name one yet."""
     try:
         yield
-    except DataError as e:
+    except UserError as e:
         if e.key is not None:
             raise
-        raise DataError(e.path, e.message, e.row, key) from None
+        if isinstance(e, DataError):
+            raise DataError(e.path, e.message, e.row, key) from None
+        raise UserError(e.detail, key) from None
 
 
 class RunFailed(Exception):

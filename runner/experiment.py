@@ -12,8 +12,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from runner import atomic, build, data, runs, train, weights
 from runner.errors import RunFailed, UserError, located
 from runner.predictions import PredictionWriter
@@ -53,9 +51,9 @@ def plan(config, out="runs", cache=None):
         try:
             digests[key] = cache.digest(path)
         except FileNotFoundError:
-            raise UserError(f"{key}: file not found: {path}") from None
+            raise UserError(f"file not found: {path}", key) from None
         except IsADirectoryError:
-            raise UserError(f"{key}: {path} is a folder, not a file") from None
+            raise UserError(f"{path} is a folder, not a file", key) from None
     run_id = runs.run_id(tree, digests)
     return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id))
 
