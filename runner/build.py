@@ -11,6 +11,7 @@ from runner import data, weights
 from runner.errors import DataError, UserError, located
 from runner.network import Network
 from runner.optimizers import OPTIMIZERS
+from schemas.config import MAX_PARAMETER_BYTES
 
 
 def _params(spec):
@@ -37,16 +38,13 @@ def network(config, n_inputs):
     )
 
 
-MAX_PARAM_BYTES = 2 * 1024**3
-
-
 def budget_check(sizes, layers, dtype):
     count = sum((a + int(layer.bias)) * b for a, b, layer in zip(sizes, sizes[1:], layers))
     size = count * np.dtype(dtype).itemsize
-    if size > MAX_PARAM_BYTES:
+    if size > MAX_PARAMETER_BYTES:
         raise UserError(
             f"the network would hold {count:,} parameters ({size / 1024**3:.1f} GiB); "
-            f"the limit is {MAX_PARAM_BYTES // 1024**3} GiB", "model.layers")
+            f"the limit is {MAX_PARAMETER_BYTES // 1024**3} GiB", "model.layers")
 
 
 def initial_weights(net, config, rng):
