@@ -23,7 +23,7 @@ def resolved(config):
     if tree.get("sweep") is None:
         tree.pop("sweep", None)
     for key, path in runs.input_files(tree).items():
-        runs._set(tree, key, os.path.abspath(path))
+        runs.set_key(tree, key, os.path.abspath(path))
     return tree
 
 

@@ -55,7 +55,7 @@ def remote_trial(resolved, inputs):
             local = os.path.join(tmp, f"{i}-{os.path.basename(path)}")
             with open(local, "wb") as f:
                 f.write(inputs[path])
-            runs._set(tree, key, local)
+            runs.set_key(tree, key, local)
         config = load_config_dict(tree, source="trial")
         folder = runs.RunFolder(os.path.join(tmp, "out"))
         os.makedirs(folder.path)

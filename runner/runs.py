@@ -18,20 +18,15 @@ import yaml
 
 from runner import atomic
 from runner.data import file_sha256
+from schemas import PATH_KEYS
 
-PATH_KEYS = (
-    "data.path",
-    "data.targets_path",
-    "data.validation_path",
-    "model.weights",
-    "predict.path",
-)
 STATUSES = ("running", "complete", "failed", "interrupted")
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
 DIGEST_CACHE = ".digests.json"
 
 
-def _get(tree, dotted):
+def get_key(tree, dotted):
+    """tree[a][b]... for the dotted key "a.b"; None when a part is missing."""
     for part in dotted.split("."):
         if tree is None:
             return None
@@ -39,7 +34,8 @@ def _get(tree, dotted):
     return tree
 
 
-def _set(tree, dotted, value):
+def set_key(tree, dotted, value):
+    """Set tree[a][b] for "a.b" when its parent exists."""
     *parents, leaf = dotted.split(".")
     for part in parents:
         tree = tree.get(part)
@@ -50,7 +46,7 @@ def _set(tree, dotted, value):
 
 def input_files(resolved):
     """{dotted key: path} of every file a resolved config (a dict) reads."""
-    files = {key: _get(resolved, key) for key in PATH_KEYS}
+    files = {key: get_key(resolved, key) for key in PATH_KEYS}
     return {key: path for key, path in files.items() if path is not None}
 
 
@@ -90,7 +86,7 @@ def run_id(resolved, digests):
     replaced by its content digest, so moving the data does not change the id."""
     canonical = json.loads(json.dumps(resolved))
     for key, value in digests.items():
-        _set(canonical, key, value)
+        set_key(canonical, key, value)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
