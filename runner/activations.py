@@ -4,9 +4,15 @@ Shapes: Z (batch, units) before the activation, A = f(Z) after it, dA the gradie
 the loss with respect to A. The functions keep the dtype of their input (float32 or
 float64) and work in place:
 
-- ``ACTIVATIONS[name](Z, out, **params)`` writes f(Z) into ``out``; ``out`` may be ``Z``.
-- ``DERIVATIVES[name](Z, A, dA, **params)`` multiplies ``dA`` in place by f'(Z), so that
-  it then holds dL/dZ. Z and A are the cached forward buffers; they are not modified.
+- ``ACTIVATIONS[name](Z, out, tmp=None, **params)`` writes f(Z) into ``out``; ``out`` may
+  be ``Z``.
+- ``DERIVATIVES[name](Z, A, dA, tmp=None, **params)`` multiplies ``dA`` in place by f'(Z),
+  so that it then holds dL/dZ. Z and A are the cached forward buffers; they are not
+  modified.
+
+``tmp`` is an optional scratch array of Z's shape and dtype that the function may
+overwrite; the network passes one it owns, so that the minibatch loop allocates nothing
+(gelu, and the derivatives of elu and silu, still allocate temporaries of their own).
 
 Exponentials are clipped where their result would overflow or fall below the smallest
 normal number, so that extreme inputs raise no floating-point warning even under
@@ -120,14 +126,19 @@ def erfc(x):
     return _cody(x, complement=True)
 
 
-# --- activations: fn(Z, out, **params) writes f(Z) into out (out may be Z).
-def identity(Z, out):
+# --- activations: fn(Z, out, tmp=None, **params) writes f(Z) into out (out may be Z);
+# tmp, when given, is scratch of Z's shape and dtype (distinct from Z and out).
+def _scratch(tmp, Z):
+    return np.empty_like(Z) if tmp is None else tmp
+
+
+def identity(Z, out, tmp=None):
     """identity(z) = z."""
     if out is not Z:
         np.copyto(out, Z)
 
 
-def sigmoid(Z, out):
+def sigmoid(Z, out, tmp=None):
     """sigmoid(z) = 1 / (1 + exp(-z))."""
     lim = _explim(Z.dtype)
     np.clip(Z, -lim, lim, out=out)
@@ -137,36 +148,36 @@ def sigmoid(Z, out):
     np.reciprocal(out, out=out)
 
 
-def tanh(Z, out):
+def tanh(Z, out, tmp=None):
     """tanh(z) = (exp(z) - exp(-z)) / (exp(z) + exp(-z))."""
     np.tanh(Z, out=out)
 
 
-def relu(Z, out):
+def relu(Z, out, tmp=None):
     """relu(z) = max(z, 0)."""
     np.maximum(Z, 0.0, out=out)
 
 
-def leaky_relu(Z, out, alpha=0.01):
+def leaky_relu(Z, out, tmp=None, alpha=0.01):
     """leaky_relu(z) = z if z > 0 else alpha * z."""
-    t = np.minimum(Z, 0.0)
+    t = np.minimum(Z, 0.0, out=_scratch(tmp, Z))
     t *= alpha
     np.maximum(Z, 0.0, out=out)
     out += t
 
 
-def elu(Z, out, alpha=1.0):
+def elu(Z, out, tmp=None, alpha=1.0):
     """elu(z) = z if z > 0 else alpha * (exp(z) - 1)."""
-    t = np.minimum(Z, 0.0)
+    t = np.minimum(Z, 0.0, out=_scratch(tmp, Z))
     np.expm1(t, out=t)
     t *= alpha
     np.maximum(Z, 0.0, out=out)
     out += t
 
 
-def softplus(Z, out):
+def softplus(Z, out, tmp=None):
     """softplus(z) = log(1 + exp(z)), computed as log1p(exp(-|z|)) + max(z, 0)."""
-    t = np.abs(Z)
+    t = np.abs(Z, out=_scratch(tmp, Z))
     np.minimum(t, _explim(Z.dtype), out=t)
     np.negative(t, out=t)
     np.exp(t, out=t)
@@ -175,7 +186,7 @@ def softplus(Z, out):
     out += t
 
 
-def gelu(Z, out):
+def gelu(Z, out, tmp=None):
     """gelu(z) = 0.5 * z * (1 + erf(z / sqrt(2))) = z * Phi(z), Phi the normal CDF.
 
     Phi(z) is computed as erfc(-z / sqrt(2)) / 2, which keeps its accuracy for z << 0.
@@ -185,10 +196,10 @@ def gelu(Z, out):
     np.multiply(Z, cdf, out=out)
 
 
-def silu(Z, out):
+def silu(Z, out, tmp=None):
     """silu(z) = z * sigmoid(z) = z / (1 + exp(-z))."""
     lim = _explim(Z.dtype)
-    t = np.clip(Z, -lim, lim)
+    t = np.clip(Z, -lim, lim, out=_scratch(tmp, Z))
     np.negative(t, out=t)
     np.exp(t, out=t)
     t += 1.0
@@ -196,62 +207,73 @@ def silu(Z, out):
     out /= t
 
 
-def softmax(Z, out):
-    """softmax(z)_i = exp(z_i - max(z)) / sum_j exp(z_j - max(z)), row by row."""
-    np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
+def softmax(Z, out, tmp=None):
+    """softmax(z)_i = exp(z_i - max(z)) / sum_j exp(z_j - max(z)), row by row.
+
+    Leaves the row max in tmp[:, 0] and the row sum of exp(z - max) in tmp[:, 1] (for
+    two units or more), from which the cross-entropy's value follows cheaply."""
+    t = _scratch(tmp, Z)
+    zmax, total = t[:, :1], t[:, 1:2] if Z.shape[1] > 1 else t[:, :1]  # (batch, 1) each
+    np.maximum.reduce(Z, axis=1, keepdims=True, out=zmax)
+    np.subtract(Z, zmax, out=out)
     np.maximum(out, 1.0 + math.log(Z.shape[1]) - _explim(Z.dtype), out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    np.add.reduce(out, axis=1, keepdims=True, out=total)
+    out /= total
 
 
-# --- derivatives: fn(Z, A, dA, **params) multiplies dA in place by f'(Z).
-def identity_derivative(Z, A, dA):
+# --- derivatives: fn(Z, A, dA, tmp=None, **params) multiplies dA in place by f'(Z);
+# tmp, when given, is scratch of Z's shape and dtype.
+def identity_derivative(Z, A, dA, tmp=None):
     """f'(z) = 1."""
 
 
-def sigmoid_derivative(Z, A, dA):
+def sigmoid_derivative(Z, A, dA, tmp=None):
     """f'(z) = a * (1 - a)."""
-    t = np.subtract(1.0, A)
+    t = np.subtract(1.0, A, out=_scratch(tmp, Z))
     t *= A
     dA *= t
 
 
-def tanh_derivative(Z, A, dA):
+def tanh_derivative(Z, A, dA, tmp=None):
     """f'(z) = 1 - a^2."""
-    t = np.square(A)
+    t = np.square(A, out=_scratch(tmp, Z))
     np.subtract(1.0, t, out=t)
     dA *= t
 
 
-def relu_derivative(Z, A, dA):
+def relu_derivative(Z, A, dA, tmp=None):
     """f'(z) = 1 if z > 0 else 0."""
-    np.multiply(dA, Z > 0, out=dA)
+    t = np.greater(Z, 0.0, out=_scratch(tmp, Z))  # (batch, units): 1.0 or 0.0
+    dA *= t
 
 
-def leaky_relu_derivative(Z, A, dA, alpha=0.01):
+def leaky_relu_derivative(Z, A, dA, tmp=None, alpha=0.01):
     """f'(z) = 1 if z > 0 else alpha."""
-    t = np.multiply(Z <= 0, alpha - 1.0, dtype=Z.dtype)  # (batch, units): alpha - 1 or 0
+    t = np.less_equal(Z, 0.0, out=_scratch(tmp, Z))  # (batch, units): 1.0 or 0.0
+    t *= alpha - 1.0
     t += 1.0
     dA *= t
 
 
-def elu_derivative(Z, A, dA, alpha=1.0):
+def elu_derivative(Z, A, dA, tmp=None, alpha=1.0):
     """f'(z) = 1 if z > 0 else alpha * exp(z) = a + alpha."""
-    t = np.multiply(Z > 0, 1.0 - alpha, dtype=Z.dtype)  # (batch, units): 1 - alpha or 0
+    t = np.greater(Z, 0.0, out=_scratch(tmp, Z))  # (batch, units): 1.0 or 0.0
+    t *= 1.0 - alpha
     t += alpha
     t += np.minimum(A, 0.0)  # a <= 0 where z <= 0 (alpha > 0)
     dA *= t
 
 
-def softplus_derivative(Z, A, dA):
+def softplus_derivative(Z, A, dA, tmp=None):
     """f'(z) = sigmoid(z) = 1 - exp(-a)."""
-    t = np.negative(A)
+    t = np.negative(A, out=_scratch(tmp, Z))
     np.expm1(t, out=t)
     np.negative(t, out=t)
     dA *= t
 
 
-def gelu_derivative(Z, A, dA):
+def gelu_derivative(Z, A, dA, tmp=None):
     """f'(z) = Phi(z) + z * phi(z), with phi(z) = exp(-z^2 / 2) / sqrt(2 pi)."""
     bound = math.sqrt(2.0 * (_explim(Z.dtype) - 2))  # f'(z) is 0 or 1 beyond it
     z = np.clip(Z, -bound, bound)
@@ -266,9 +288,9 @@ def gelu_derivative(Z, A, dA):
     dA *= pdf
 
 
-def silu_derivative(Z, A, dA):
+def silu_derivative(Z, A, dA, tmp=None):
     """f'(z) = s + a * (1 - s), with s = sigmoid(z)."""
-    s = np.empty_like(Z)
+    s = _scratch(tmp, Z)
     sigmoid(Z, s)
     t = np.subtract(1.0, s)
     t *= A
@@ -276,9 +298,11 @@ def silu_derivative(Z, A, dA):
     dA *= t
 
 
-def softmax_derivative(Z, A, dA):
+def softmax_derivative(Z, A, dA, tmp=None):
     """Jacobian-vector product per row: dz = a * (da - sum_j da_j a_j)."""
-    dA -= np.einsum("ij,ij->i", dA, A)[:, None]  # (batch,) -> (batch, 1)
+    t = _scratch(tmp, Z)[:, 0]  # (batch,)
+    np.einsum("ij,ij->i", dA, A, out=t)
+    dA -= t[:, None]  # (batch,) -> (batch, 1)
     dA *= A
 
 

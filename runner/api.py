@@ -8,7 +8,6 @@
     api.predict_run("runs/xor/<id>", "new.csv")    # apply a finished run to new data
 """
 
-import json
 import os
 import tempfile
 
@@ -37,21 +36,32 @@ def run(config, out="runs", force=False, on_epoch=None):
 
 
 def _run_info(run_dir):
-    try:
-        with open(os.path.join(run_dir, "run.json")) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        raise UserError(f"{run_dir}: not a run folder (no readable run.json)") from None
+    """run.json of a complete run folder; a UserError saying what is wrong otherwise."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: no such run folder (expected <out>/<name>/<id>/ "
+                        "made by yamlnet run)")
+    info = runs.read_info(run_dir)
+    if not info:
+        raise UserError(f"{run_dir}: not a run folder (no readable run.json); expected "
+                        "<out>/<name>/<id>/ made by yamlnet run")
     if info.get("status") != "complete":
-        raise UserError(f"{run_dir}: the run is {info.get('status')!r}, not complete")
+        raise UserError(f"{run_dir}: the run is {info.get('status')!r}, not complete; "
+                        "run its config again (yamlnet run) to finish it")
     return info
+
+
+def _run_config(run_dir):
+    try:
+        return load_config(os.path.join(run_dir, "config.yaml"))
+    except ConfigError as e:
+        raise UserError(f"{run_dir}: its config.yaml does not load:\n{e}") from None
 
 
 def load_run(run_dir):
     """(config, net, arrays) of a finished run: its resolved config, the network with
     the saved weights, and every array of weights.npz (scaling statistics, classes)."""
     info = _run_info(run_dir)
-    config = load_config(os.path.join(run_dir, "config.yaml"))
+    config = _run_config(run_dir)
     arrays = weights.load(os.path.join(run_dir, "weights.npz"))
     if "layers.0.W" not in arrays:
         raise UserError(f"{run_dir}/weights.npz: missing array 'layers.0.W'")
@@ -71,16 +81,21 @@ def predict_run(run_dir, data_path, out=None, batch_size=4096):
     features = info.get("features")
     if not build.is_csv(data_path) and isinstance(features, list):
         features = None
-    return experiment.predict(net, data_path, out, fmt=fmt, batch_size=batch_size,
-                              scaler=data.Scaler.from_arrays(arrays), classes=arrays.get("classes"),
-                              features=features, exclude=info.get("exclude", ()))
+    build.buffer_check(config, min(batch_size, build.row_bound(data_path)), "--batch-size", fmt)
+    try:
+        return experiment.predict(net, data_path, out, fmt=fmt, batch_size=batch_size,
+                                  scaler=data.Scaler.from_arrays(arrays),
+                                  classes=arrays.get("classes"), features=features,
+                                  exclude=info.get("exclude", ()))
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 def verify(run_dir):
     """Re-execute a finished run in a temporary folder and compare its outputs with the
     files in `run_dir` (history without its timing column): {name: identical}."""
     info = _run_info(run_dir)
-    config = load_config(os.path.join(run_dir, "config.yaml"))
+    config = _run_config(run_dir)
     with tempfile.TemporaryDirectory(prefix="yamlnet-verify-") as tmp:
         p = plan(config, out=tmp)
         execute(p, force=True)

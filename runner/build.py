@@ -47,6 +47,36 @@ def budget_check(sizes, layers, dtype):
             f"the limit is {MAX_PARAMETER_BYTES // 1024**3} GiB", "model.layers")
 
 
+MAX_BUFFER_BYTES = 2 * 1024**3  # the work buffers of one minibatch
+
+
+def buffer_check(config, batch, knob, fmt=None):
+    """Refuse, before anything is allocated, a minibatch of `batch` rows whose work
+    buffers would exceed MAX_BUFFER_BYTES: Z, A and dA (batch, units) for every layer,
+    plus about 40 bytes per output value when predictions are formatted as CSV. `knob`
+    names the setting that sets the batch size, for the message (None: no setting)."""
+    units = [layer.units for layer in config.model.layers]
+    per_row = 3 * sum(units) * np.dtype(config.dtype).itemsize
+    per_row += 40 * units[-1] if fmt == "csv" else 0
+    if batch * per_row <= MAX_BUFFER_BYTES:
+        return
+    most = MAX_BUFFER_BYTES // per_row
+    advice = f"set {knob} to at most {most:,} or use fewer units" if most and knob else (
+        "use fewer units")
+    raise UserError(f"a minibatch of {batch:,} rows through {sum(units):,} units needs "
+                    f"{batch * per_row / 1024**3:,.1f} GiB of work buffers, over the "
+                    f"{MAX_BUFFER_BYTES // 1024**3} GiB limit; {advice}", "model.layers")
+
+
+def row_bound(path):
+    """At most how many rows the data file at `path` can hold (a row takes two bytes at
+    least), so that a large batch size over a small file is not refused."""
+    try:
+        return max(1, os.path.getsize(path) // 2)
+    except OSError:
+        return 1  # a missing file is reported when it is read
+
+
 def initial_weights(net, config, rng):
     """Draw the weights from `rng`, or load them from model.weights. Returns the arrays
     of the weights file (for its scaling statistics and classes), or {}."""
@@ -140,7 +170,12 @@ def training_data(config, split_rng):
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         val = (X[val_rows], Y[val_rows])
         X, Y = X[train_rows], Y[train_rows]
-    scaler = data.Scaler.fit(d.scale, X)
+    with np.errstate(all="ignore"):
+        scaler = data.Scaler.fit(d.scale, X)
+    if not all(np.isfinite(a).all() for a in scaler.arrays().values()):
+        raise DataError(d.path, f"the features are too large to scale: their {d.scale} "
+                        "statistics overflow float64; rescale the values in the file",
+                        key="data.scale")
     scaler.apply(X)
     if val is not None:
         scaler.apply(val[0])

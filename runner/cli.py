@@ -56,7 +56,10 @@ def guarded(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            import numpy as np
+
+            with np.errstate(all="ignore"):  # non-finite values are reported by checks
+                return fn(*args, **kwargs)
         except UserError as e:
             raise BadInput(located(e, kwargs.get("config_path"))) from None
         except RunFailed as e:
@@ -98,6 +101,9 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
     from runner import experiment
 
+    if scheduler and workers > 1:
+        raise click.UsageError("give --workers N (local processes) or --scheduler ADDRESS "
+                               "(a Dask cluster), not both")
     config = load(config_path, overrides)
     if config.sweep is not None:
         return _sweep(config, out, workers, scheduler, force, dry_run, quiet)
@@ -154,6 +160,7 @@ def _fmt(value):
               help="Also open the data files and check widths, classes and the loss.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report as text or as a JSON list of problems.")
+@guarded
 def validate(files, overrides, check_data, fmt):
     """Check configs; report every problem with its file, line and column."""
     from runner import checks
@@ -224,8 +231,18 @@ def verify(run_dir):
 
 
 def main():
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    cli(prog_name="yamlnet")
+    """The console script. Click's standalone mode would turn a Ctrl-C that lands
+    outside a command (while the command line is parsed) into "Aborted!" and exit 1;
+    here every Ctrl-C exits 130."""
+    try:
+        code = cli.main(prog_name="yamlnet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    sys.exit(code if type(code) is int else 0)
 
 
 if __name__ == "__main__":

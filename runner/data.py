@@ -191,7 +191,8 @@ def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> I
     read block by block (a Fortran-order array is read whole), a CSV in blocks of lines.
     `exclude`: column names (the targets) left out of the default CSV feature set.
 
-    Each chunk is a view of one reused buffer, overwritten by the next: copy it to keep it.
+    Each chunk is a view of a reused buffer (the block read, or one holding the rows of
+    a batch that spans blocks), soon overwritten: copy it to keep it.
     File-level errors are raised here; row-level errors (a bad value) when the row is reached.
     """
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
@@ -201,13 +202,13 @@ def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> I
         blocks = (V for V, _ in src.csv.blocks(src.f_cols, None, dtype))
     else:
         _numeric(src.header, "features")
-        blocks = _array_stream(src.path, src.f_key, src.feature_names)
+        blocks = _array_stream(src.path, src.f_key, src.feature_names, batch_size)
     return _rebatch(src.path, blocks, batch_size, len(src.feature_names), dtype)
 
 
-def _array_stream(path, key, names):
+def _array_stream(path, key, names, batch_size):
     with open_array(path, key) as (f, h):
-        for _, V in array_blocks(f, h, names):
+        for _, V in array_blocks(f, h, names, multiple=batch_size):
             yield V
 
 
@@ -217,6 +218,10 @@ def _rebatch(path, blocks, batch_size, d, dtype):
     buf, n, total = np.empty((0, d), dtype), 0, 0
     for V in blocks:
         i = 0
+        if V.dtype == dtype and V.flags.c_contiguous:  # whole batches: views of the block
+            while n == 0 and len(V) - i >= batch_size:
+                yield V[i:i + batch_size]
+                i, total = i + batch_size, total + batch_size
         while i < len(V):
             if n == len(buf):  # room for more rows, below batch_size: grow
                 grown = np.empty((min(batch_size, max(2 * n, len(V) - i)), d), dtype)

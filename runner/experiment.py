@@ -12,6 +12,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from runner import atomic, build, data, runs, train, weights
 from runner.errors import RunFailed, UserError, located
 from runner.predictions import PredictionWriter
@@ -75,9 +77,10 @@ def execute(p, force=False, on_epoch=None):
     if p.status == "complete" and not force:
         return Outcome(p.folder, p.id, "skipped", _read_metrics(p.folder))
     folder = runs.RunFolder(p.folder)
-    folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
     try:
+        folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
         metrics = compute(p.config, folder, on_epoch)
+        folder.finish("complete", metrics=metrics)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
@@ -87,14 +90,22 @@ def execute(p, force=False, on_epoch=None):
     except UserError:
         shutil.rmtree(p.folder, ignore_errors=True)
         raise
-    folder.finish("complete", metrics=metrics)
+    except OSError as e:  # the folder cannot be written: --out is a file, the disk is full
+        try:
+            folder.finish("failed", error=str(e))
+        except OSError:
+            pass
+        raise UserError(f"cannot write the run folder {p.folder}: {e.filename or ''}: "
+                        f"{e.strerror or e}; choose a writable --out folder") from None
     return Outcome(p.folder, p.id, "complete", metrics)
 
 
 def compute(config, folder, on_epoch=None):
     """Fit or forward `config`, writing the outputs into `folder` (a RunFolder);
-    returns the final metrics ({} for a forward pass)."""
-    return _fit(config, folder, on_epoch) if config.train else _forward(config, folder)
+    returns the final metrics ({} for a forward pass). numpy's floating-point warnings
+    are silenced: a loss or an output that is not finite is reported by the checks."""
+    with np.errstate(all="ignore"):
+        return _fit(config, folder, on_epoch) if config.train else _forward(config, folder)
 
 
 def _read_metrics(folder):
@@ -108,10 +119,14 @@ def _read_metrics(folder):
 def _fit(config, folder, on_epoch):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
     prepared = build.training_data(config, split_rng)
+    n, spec = prepared.X.shape[0], config.train
+    batch = n if spec.batch_size == "full" else min(spec.batch_size, n)
+    build.buffer_check(config, batch, "train.batch_size")
+    build.buffer_check(config, min(train.EVAL_BATCH, n), None)  # evaluation, every epoch
+    _check_predict_batch(config)
     net = build.network(config, prepared.X.shape[1])
     build.initial_weights(net, config, init_rng)
     optimizer = build.optimizer(config, net)
-    spec = config.train
     try:
         result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
                            val=prepared.val, on_epoch=on_epoch)
@@ -148,6 +163,7 @@ def _forward(config, folder):
     with located(key):
         info = data.inspect(source, features=d.features, targets=d.targets)
     build.check_inputs(config, info.n_features, source)
+    _check_predict_batch(config)
     net = build.network(config, info.n_features)
     arrays = build.initial_weights(net, config, init_rng)
     scaler = data.Scaler.from_arrays(arrays)
@@ -162,18 +178,34 @@ def _forward(config, folder):
     return {}
 
 
+def _check_predict_batch(config):
+    """Refuse predict.batch_size when its work buffers would not fit (build.buffer_check)."""
+    spec = config.predict
+    source = spec.path if spec and spec.path else config.data.path
+    batch = min(spec.batch_size if spec else 4096, build.row_bound(source))
+    build.buffer_check(config, batch, "predict.batch_size", spec.format if spec else "csv")
+
+
 def predict(net, source, out, *, fmt="csv", batch_size=4096, scaler=None, classes=None,
             features=None, exclude=()):
     """Stream the rows of `source` through `net` in minibatches of batch_size and write
     the predictions to `out` as they come (SPEC §7). Returns `out`."""
     chunks = data.stream(source, features=features, batch_size=batch_size,
                          dtype=net.dtype.name, exclude=exclude)
-    with PredictionWriter(out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name,
-                          classes=classes) as writer:
+    with np.errstate(all="ignore"), PredictionWriter(
+            out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name, classes=classes) as writer:
+        done = 0
         for X in chunks:
             if scaler is not None:
                 scaler.apply(X)
-            writer.write(net.forward(X))
+            A = net.forward(X)
+            if not np.isfinite(A).all():
+                row = done + int(np.flatnonzero(~np.isfinite(A).all(axis=1))[0]) + 1
+                raise RunFailed(f"{source}: the outputs overflow to inf or NaN at data row "
+                                f"{row} (counting from 1); try scaling the features "
+                                "(data.scale: standard) or smaller initial weights")
+            writer.write(A)
+            done += len(X)
     return out
 
 
@@ -211,24 +243,8 @@ def write_history(path, rows):
 
 
 def plot_history(path, rows):
-    """loss.png: training and validation loss per epoch, when matplotlib is installed."""
-    try:
-        import matplotlib
+    """loss.png: training and validation loss per epoch (drawn by runner.plot, not
+    matplotlib, whose import alone would take longer than a small fit)."""
+    from runner.plot import losses_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
-        if key in rows[0]:
-            ax.plot(epochs, [r[key] for r in rows], label=key)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log" if all(r["loss"] > 0 for r in rows) else "linear")
-    ax.legend()
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    atomic.write_bytes(path, losses_png(rows))

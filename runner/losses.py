@@ -5,52 +5,101 @@ A (n, k) its output. Losses are means, as PyTorch's ``reduction="mean"``: over t
 batch and the outputs for mse, mae and binary_crossentropy, over the batch for
 categorical_crossentropy. Values are accumulated in float64 and returned as floats.
 
-- ``LOSSES[name](Y, Z, A) -> float``
+- ``LOSSES[name](Y, Z, A, work=None) -> float``; ``work``, when given, is scratch: a 1-D
+  array of Z's dtype with at least n * (k + 2) elements, so that the minibatch loop
+  allocates nothing.
 - ``LOSS_DERIVATIVES[name](Y, A, out)`` writes dL/dA into ``out`` (n, k).
 - ``FUSED[(activation, loss)](Y, A, out)`` writes dL/dZ into ``out`` (n, k) for the
   pairs whose gradient simplifies; the network uses it instead of LOSS_DERIVATIVES
   followed by the activation's derivative. The cross-entropies are defined only with
   their output activation (sigmoid, softmax), so they appear in FUSED alone.
+- ``FUSED_VALUES[(activation, loss)](Y, Z, tmp)`` gives the value of LOSSES[loss] from
+  the scratch ``tmp`` (n, k) the activation filled (softmax: its row max and row sum),
+  which saves recomputing them; only for k >= 2.
 - ``METRICS[name](Y, A) -> float``
 """
 
 import numpy as np
 
 
-def mse(Y, Z, A):
+def _parts(work, Z, rows=0):
+    """Scratch views carved from `work` (1-D, Z's dtype, at least n * (k + rows)
+    elements; allocated when None): T (n, k), then `rows` arrays (n, 1)."""
+    n, k = Z.shape
+    if work is None:
+        work = np.empty(n * (k + rows), Z.dtype)
+    T = work[: n * k].reshape(n, k)
+    return [T] + [work[n * (k + i) : n * (k + i + 1)].reshape(n, 1) for i in range(rows)]
+
+
+def _mean(T):
+    """The mean of T, accumulated in float64."""
+    return float(np.add.reduce(T, axis=None, dtype=np.float64) / T.size)
+
+
+def mse(Y, Z, A, work=None):
     """mean((a - y)^2) over the batch and the outputs."""
-    return float(np.mean(np.square(A - Y), dtype=np.float64))
+    (T,) = _parts(work, A)
+    np.subtract(A, Y, out=T)
+    np.square(T, out=T)
+    return _mean(T)
 
 
-def mae(Y, Z, A):
+def mae(Y, Z, A, work=None):
     """mean(|a - y|) over the batch and the outputs."""
-    return float(np.mean(np.abs(A - Y), dtype=np.float64))
+    (T,) = _parts(work, A)
+    np.subtract(A, Y, out=T)
+    np.abs(T, out=T)
+    return _mean(T)
 
 
-def binary_crossentropy(Y, Z, A):
+def binary_crossentropy(Y, Z, A, work=None):
     """mean(max(z, 0) - z * y + log(1 + exp(-|z|))) over all elements, from the logits.
 
     Equals mean(-y log(a) - (1 - y) log(1 - a)) with a = sigmoid(z) (BCEWithLogitsLoss).
     """
-    t = np.abs(Z)
-    np.negative(t, out=t)
-    np.exp(t, out=t)
-    np.log1p(t, out=t)
-    t += np.maximum(Z, 0.0)
-    t -= Z * Y
-    return float(np.mean(t, dtype=np.float64))
+    (T,) = _parts(work, Z)
+    np.abs(Z, out=T)
+    np.negative(T, out=T)
+    np.exp(T, out=T)
+    np.log1p(T, out=T)
+    total = np.add.reduce(T, axis=None, dtype=np.float64)
+    np.maximum(Z, 0.0, out=T)
+    total += np.add.reduce(T, axis=None, dtype=np.float64)
+    np.multiply(Z, Y, out=T)
+    total -= np.add.reduce(T, axis=None, dtype=np.float64)
+    return float(total / Z.size)
 
 
-def categorical_crossentropy(Y, Z, A):
+def categorical_crossentropy(Y, Z, A, work=None):
     """mean over rows of logsumexp(z) - sum_j y_j z_j, from the logits.
 
     Equals mean(-sum_j y_j log(a_j)) with a = softmax(z) for one-hot or probability
     targets (CrossEntropyLoss).
     """
-    zmax = Z.max(axis=1)  # (n,)
-    t = np.exp(Z - zmax[:, None])
-    lse = np.log(t.sum(axis=1, dtype=np.float64)) + zmax
-    return float(np.mean(lse - np.einsum("ij,ij->i", Y, Z, dtype=np.float64)))
+    T, zmax, s = _parts(work, Z, rows=2)  # T (n, k); zmax, s (n, 1)
+    np.maximum.reduce(Z, axis=1, keepdims=True, out=zmax)
+    np.subtract(Z, zmax, out=T)
+    np.exp(T, out=T)
+    np.add.reduce(T, axis=1, keepdims=True, out=s)
+    return _crossentropy(Y, Z, zmax, s, T)
+
+
+def _crossentropy(Y, Z, zmax, s, T):
+    """mean(zmax + log(s) - sum_j y_j z_j) from the row max zmax (n, 1) and the row sums
+    s (n, 1) of exp(z - zmax); overwrites s and T (n, k)."""
+    np.log(s, out=s)  # logsumexp(z) - zmax per row
+    total = np.add.reduce(s, axis=None, dtype=np.float64)
+    total += np.add.reduce(zmax, axis=None, dtype=np.float64)
+    np.multiply(Y, Z, out=T)
+    total -= np.add.reduce(T, axis=None, dtype=np.float64)
+    return float(total / Z.shape[0])
+
+
+def softmax_categorical_crossentropy_value(Y, Z, tmp):
+    """categorical_crossentropy(Y, Z, A) after softmax(Z, A, tmp), from the row max and
+    row sum that softmax left in tmp (n, k >= 2), which it overwrites."""
+    return _crossentropy(Y, Z, tmp[:, :1], tmp[:, 1:2], tmp)
 
 
 def mse_derivative(Y, A, out):
@@ -130,6 +179,11 @@ LOSS_DERIVATIVES = {
 FUSED = {
     ("sigmoid", "binary_crossentropy"): sigmoid_binary_crossentropy,
     ("softmax", "categorical_crossentropy"): softmax_categorical_crossentropy,
+}
+
+# The loss value from what the output activation left in its scratch (see softmax).
+FUSED_VALUES = {
+    ("softmax", "categorical_crossentropy"): softmax_categorical_crossentropy_value,
 }
 
 METRICS = {

@@ -7,13 +7,40 @@ dW_i, db_i the matching views into `grads` (P,), so an optimizer updates every
 parameter with a few vectorized operations over the whole buffer.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
 
 from runner.activations import ACTIVATIONS, DERIVATIVES
 from runner.errors import UserError
-from runner.losses import FUSED, LOSS_DERIVATIVES, LOSSES
+from runner.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES
+
+
+THREAD_ROWS = 1024  # a forward batch of at least 2 * THREAD_ROWS rows is split in two halves
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_POOL, _BLAS = [], []
+
+
+def _threads():
+    """(pool, BLAS thread controls) for running two halves of a batch at once, each with a
+    single-threaded BLAS; None when that cannot help (one CPU, BLAS limited to one
+    thread by the user) or threadpoolctl is not installed."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except ImportError:
+            libs = []
+        _BLAS.append(libs)
+    libs = _BLAS[0]
+    if _CPUS < 2 or not libs or max(c.get_num_threads() for c in libs) < 2:
+        return None
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="yamlnet-forward"))
+    return _POOL[0], libs
 
 
 class Network:
@@ -50,7 +77,8 @@ class Network:
         self.db = [self.grad_views.get(f"layers.{i}.b") for i in layers]
         self._act = [partial(ACTIVATIONS[name], **p) for name, p in activations]
         self._der = [partial(DERIVATIVES[name], **p) for name, p in activations]
-        self._capacity = 0
+        self._capacity = self._train_capacity = 0
+        self._losses = {}
 
     @property
     def n_params(self):
@@ -92,44 +120,95 @@ class Network:
             view[...] = value
 
     # -- buffers ------------------------------------------------------------------
-    def _reserve(self, batch):
-        """Allocate Z, A and dA buffers (batch, units) per layer for batches up to `batch`."""
-        if batch <= self._capacity:
-            return
+    def _reserve(self, batch, train=False):
+        """Allocate the buffers for batches up to `batch` rows: Z, A and the scratch T
+        (batch, units) per layer; for training also dA per layer and the loss scratch."""
         units = self.sizes[1:]
-        self._Z = [np.empty((batch, u), self.dtype) for u in units]
-        self._A = [np.empty((batch, u), self.dtype) for u in units]
-        self._dA = [np.empty((batch, u), self.dtype) for u in units]
-        self._capacity = batch
+        if batch > self._capacity:
+            self._Z = [np.empty((batch, u), self.dtype) for u in units]
+            self._A = [np.empty((batch, u), self.dtype) for u in units]
+            self._T = [np.empty((batch, u), self.dtype) for u in units]
+            self._capacity, self._train_capacity = batch, 0
+        if train and batch > self._train_capacity:
+            self._dA = [np.empty((self._capacity, u), self.dtype) for u in units]
+            self._work = np.empty(self._capacity * (units[-1] + 2), self.dtype)
+            self._train_capacity = self._capacity
+            self._losses = {}  # they hold the loss scratch
 
     # -- passes -------------------------------------------------------------------
     def forward(self, X, train=False):
         """X (n, inputs) -> A_L (n, outputs), a view into a buffer reused by the next
         call. With train=False hidden activations run in place on Z (no cache kept for
-        backward); the output layer keeps its logits Z_L apart, for the losses."""
+        backward); the output layer keeps its logits Z_L apart, for the losses.
+
+        With train=False a batch of 2 * THREAD_ROWS rows or more is computed as two
+        halves (always, so that the result does not depend on the machine), at once on
+        two threads when threadpoolctl can hold BLAS to one thread meanwhile: each core
+        then runs its own matrix multiplies and elementwise work, rather than both cores
+        waiting on one thread's elementwise work between multiplies."""
         n = X.shape[0]
-        self._reserve(n)
+        self._reserve(n, train)
+        if train or n < 2 * THREAD_ROWS:
+            return self._rows(X, 0, n, train)
+        half, threads = n // 2, _threads()
+        if threads is None:
+            self._rows(X, 0, half, False)
+            self._rows(X, half, n, False)
+            return self._A[-1][:n]
+        pool, libs = threads
+        saved = [c.get_num_threads() for c in libs]
+        for c in libs:
+            c.set_num_threads(1)
+        try:
+            job = pool.submit(self._rows, X, half, n, False)
+            self._rows(X, 0, half, False)
+            job.result()
+        finally:
+            for c, count in zip(libs, saved):
+                c.set_num_threads(count)
+        return self._A[-1][:n]
+
+    def _rows(self, X, lo, hi, train):
+        """The forward pass of rows lo:hi of X through every layer, into rows lo:hi of
+        the buffers."""
         last = len(self.W) - 1
-        A = X
+        A = X[lo:hi]
         for i, (W, b, act) in enumerate(zip(self.W, self.b, self._act)):
-            Z = self._Z[i][:n]  # (n, units_i)
+            Z = self._Z[i][lo:hi]  # (rows, units_i)
             np.matmul(A, W, out=Z)
             if b is not None:
                 Z += b
-            A = self._A[i][:n] if (train or i == last) else Z
-            act(Z, out=A)
+            A = self._A[i][lo:hi] if (train or i == last) else Z
+            act(Z, out=A, tmp=self._T[i][lo:hi])
         return A
 
     def logits(self, n):
         """Z_L (n, outputs) of the last forward pass."""
         return self._Z[-1][:n]
 
+    def _loss_functions(self, loss):
+        """(value, output gradient, fused) for `loss`, looked up once per loss name:
+        value(Y, Z_L, A_L, T_L) -> float; gradient(Y, A_L, out) writes dL/dZ_L when
+        fused, dL/dA_L otherwise."""
+        if loss not in self._losses:
+            pair = (self.activation_names[-1], loss)
+            fast = FUSED_VALUES.get(pair) if self.sizes[-1] > 1 else None
+            generic = LOSSES[loss]
+            work = self._work
+            value = ((lambda Y, Z, A, T: fast(Y, Z, T)) if fast is not None
+                     else (lambda Y, Z, A, T: generic(Y, Z, A, work=work)))
+            fused = FUSED.get(pair)
+            self._losses[loss] = (value, fused or LOSS_DERIVATIVES[loss], fused is not None)
+        return self._losses[loss]
+
     def train_step(self, X, Y, loss):
         """One forward and backward pass over a minibatch; fills `grads` and returns
-        the mean loss. X (n, inputs), Y (n, outputs)."""
+        the mean loss. X (n, inputs), Y (n, outputs). Allocates no array once the
+        buffers are reserved (for a network whose activations need no temporaries of
+        their own)."""
         n = X.shape[0]
         A = self.forward(X, train=True)
-        value = LOSSES[loss](Y, self._Z[-1][:n], A)
+        value = self._loss_functions(loss)[0](Y, self._Z[-1][:n], A, self._T[-1][:n])
         self.backward(X, Y, loss)
         return value
 
@@ -142,21 +221,20 @@ class Network:
         n = X.shape[0]
         last = len(self.W) - 1
         dZ = self._dA[last][:n]
-        fused = FUSED.get((self.activation_names[last], loss))
-        if fused is not None:
-            fused(Y, self._A[last][:n], out=dZ)
-        else:
-            LOSS_DERIVATIVES[loss](Y, self._A[last][:n], out=dZ)
-            self._der[last](self._Z[last][:n], self._A[last][:n], dZ)
+        _, gradient, fused = self._loss_functions(loss)
+        gradient(Y, self._A[last][:n], out=dZ)
+        if not fused:
+            self._der[last](self._Z[last][:n], self._A[last][:n], dZ, tmp=self._T[last][:n])
         for i in range(last, -1, -1):
             A_in = X if i == 0 else self._A[i - 1][:n]  # (n, fan_in)
             np.matmul(A_in.T, dZ, out=self.dW[i])  # (fan_in, units)
             if self.db[i] is not None:
-                np.sum(dZ, axis=0, out=self.db[i])  # (units,)
+                np.add.reduce(dZ, axis=0, out=self.db[i])  # (units,)
             if i > 0:
                 dA = self._dA[i - 1][:n]
                 np.matmul(dZ, self.W[i].T, out=dA)  # (n, fan_in)
-                self._der[i - 1](self._Z[i - 1][:n], self._A[i - 1][:n], dA)
+                self._der[i - 1](self._Z[i - 1][:n], self._A[i - 1][:n], dA,
+                                 tmp=self._T[i - 1][:n])
                 dZ = dA
 
     def flops(self):

@@ -68,11 +68,11 @@ class SGD(_Optimizer):
             if self.nesterov:
                 np.multiply(v, m, out=tmp)
                 tmp += g
+                tmp *= self.lr
             else:
-                np.copyto(tmp, v)
+                np.multiply(v, self.lr, out=tmp)
         else:
-            np.copyto(tmp, g)
-        tmp *= self.lr
+            np.multiply(g, self.lr, out=tmp)
         self.params -= tmp
 
 
@@ -94,6 +94,8 @@ class Adam(_Optimizer):
         _check("beta2", beta2, 0.0, 1.0)
         _check("eps", eps, 0.0)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        # m and v are kept unscaled, m' = m / (1 - beta1) and v' = v / (1 - beta2), so
+        # that each moment costs two passes over the buffer; the scales move into the step.
         self._m, self._v = np.zeros_like(params), np.zeros_like(params)
 
     def step(self, grads):
@@ -102,17 +104,18 @@ class Adam(_Optimizer):
     def _adam(self, g):
         m, v, tmp = self._m, self._v, self._tmp
         self.t += 1
-        np.subtract(g, m, out=tmp)  # m.lerp_(g, 1 - beta1)
-        tmp *= 1.0 - self.beta1
-        m += tmp
-        np.multiply(g, 1.0 - self.beta2, out=tmp)  # v.mul_(beta2).addcmul_(g, g, 1 - beta2)
-        tmp *= g
+        m *= self.beta1  # m' = beta1 * m' + g
+        m += g
+        np.square(g, out=tmp)  # v' = beta2 * v' + g * g
         v *= self.beta2
         v += tmp
-        step_size = self.lr / (1.0 - self.beta1**self.t)
+        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with m = (1 - beta1) m',
+        # v = (1 - beta2) v', bc_i = 1 - beta_i^t; c = sqrt((1 - beta2) / bc2):
+        # p -= lr * (1 - beta1) / (bc1 * c) * m' / (sqrt(v') + eps / c)
+        c = ((1.0 - self.beta2) / (1.0 - self.beta2**self.t)) ** 0.5
+        step_size = self.lr * (1.0 - self.beta1) / ((1.0 - self.beta1**self.t) * c)
         np.sqrt(v, out=tmp)
-        tmp /= (1.0 - self.beta2**self.t) ** 0.5
-        tmp += self.eps
+        tmp += self.eps / c
         np.divide(m, tmp, out=tmp)
         tmp *= step_size
         self.params -= tmp

@@ -11,28 +11,82 @@ import copy
 import multiprocessing
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
 
 from runner import atomic, experiment, runs
 from runner.errors import RunFailed, UserError
 
 
 def in_processes(found, workers, force, on_trial=None):
-    """Run the trials in `workers` local processes. [Outcome] in trial order."""
+    """Run the trials in `workers` local processes. [Outcome] in trial order.
+
+    Ctrl-C (or any error) stops the sweep: pending trials are cancelled and every worker
+    gets SIGINT, which interrupts its running trial (marked `interrupted`) and keeps it
+    from starting another; then the pool is joined, so nothing runs on after we return."""
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    stop = context.Event()  # set on Ctrl-C: a worker still starting up starts no trial
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # workers start with it ignored
+    try:  # (a Ctrl-C in these few milliseconds of spawning is ignored)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                      initializer=_worker_setup, initargs=(os.getpid(), stop))
         futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
             os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
-        outcomes = [None] * len(found)
-        try:
-            for future in cf.as_completed(futures):
-                outcomes[futures[future]] = future.result()
-                if on_trial:
-                    on_trial(outcomes[futures[future]])
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    outcomes = [None] * len(found)
+    try:
+        for future in cf.as_completed(futures):
+            outcomes[futures[future]] = future.result()
+            if on_trial:
+                on_trial(outcomes[futures[future]])
+    except BaseException:
+        stop.set()
+        for child in multiprocessing.active_children():
+            _signal(child.pid, signal.SIGINT)
+        pool.shutdown(wait=True, cancel_futures=True)  # (a second shutdown would not wait)
+        raise
+    pool.shutdown(wait=True)
     return outcomes
+
+
+def _signal(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+_worker = {"busy": False, "stopping": False, "stop": None}
+ORPHAN_GRACE = 30.0  # seconds an orphaned worker has to mark its trial interrupted
+
+
+def _worker_setup(parent, stop):
+    """In each worker process: SIGINT interrupts the running trial and keeps the worker
+    from starting another, as does `stop` (an Event); a worker whose parent died (killed)
+    interrupts itself."""
+    _worker["stop"] = stop
+    signal.signal(signal.SIGINT, _on_sigint)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _on_sigint(signum, frame):
+    _worker["stopping"] = True
+    if _worker["busy"]:
+        raise KeyboardInterrupt
+
+
+def _watch_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGINT)
+    deadline = time.monotonic() + ORPHAN_GRACE
+    while _worker["busy"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os._exit(1)
 
 
 def local_trial(resolved, out, force):
@@ -40,7 +94,13 @@ def local_trial(resolved, out, force):
     from runner.sweep import run_trial
     from schemas import load_config_dict
 
-    return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force)
+    _worker["busy"] = True
+    try:
+        if _worker["stopping"] or _worker["stop"].is_set():
+            raise KeyboardInterrupt
+        return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force)
+    finally:
+        _worker["busy"] = False
 
 
 def remote_trial(resolved, inputs):
@@ -78,13 +138,30 @@ def _land(trial, result):
     status, metrics, info, error, files = result
     p = trial.plan
     folder = runs.RunFolder(p.folder)
-    folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
-    for name, data in files.items():
-        atomic.write_bytes(folder.file(name), data)
-    folder.info.update(info)
-    extra = {"metrics": metrics} if status == "complete" else {"error": error}
-    folder.finish(status, **extra)
+    try:
+        folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
+        for name, data in files.items():
+            atomic.write_bytes(folder.file(name), data)
+        folder.info.update(info)
+        extra = {"metrics": metrics} if status == "complete" else {"error": error}
+        folder.finish(status, **extra)
+    except KeyboardInterrupt:
+        folder.finish("interrupted")
+        raise
     return experiment.Outcome(p.folder, p.id, status, metrics, error)
+
+
+def _probe(address):
+    """Fail at once (OSError, ValueError) for an unknown scheme or a TCP address where
+    nothing listens, instead of letting the client retry until its timeout."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    scheme, location = parse_address(address)
+    get_backend(scheme)
+    if scheme in ("tcp", "tls"):
+        host, port = parse_host_port(location, default_port=8786)
+        socket.create_connection((host, port), timeout=5).close()
 
 
 def on_dask(found, address, force, on_trial=None):
@@ -94,9 +171,11 @@ def on_dask(found, address, force, on_trial=None):
     except ImportError:
         raise UserError("--scheduler needs the 'dask' extra: pip install 'yamlnet[dask]'") from None
     try:
+        _probe(address)
         client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as e:
-        raise UserError(f"--scheduler {address}: cannot reach the scheduler ({e})") from None
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UserError(f"--scheduler {address}: cannot reach the scheduler ({e}); give the "
+                        "address of a running `dask scheduler`, e.g. tcp://127.0.0.1:8786") from None
     outcomes = [None] * len(found)
     with client:
         todo = []

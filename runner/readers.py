@@ -236,11 +236,13 @@ def _fill(f, a, h):
         got += n
 
 
-def array_blocks(f, h, names=None, check_finite=True):
-    """Yield (start, V (m, cols)) in the file's own dtype, block after block of rows. When
-    check_finite, NaN or infinite values are errors naming the row and the column."""
+def array_blocks(f, h, names=None, check_finite=True, multiple=1):
+    """Yield (start, V (m, cols)) in the file's own dtype, block after block of rows (a
+    multiple of `multiple` rows, but for the last). When check_finite, NaN or infinite
+    values are errors naming the row and the column."""
     n, d = h.shape
     step = max(1, BLOCK_BYTES // (d * h.dtype.itemsize))
+    step = step // multiple * multiple or step  # whole multiples when one fits in a block
     if h.fortran:  # columns are contiguous in the file: read the array whole
         whole = np.empty(n * d, h.dtype)
         _fill(f, whole, h)
@@ -253,7 +255,10 @@ def array_blocks(f, h, names=None, check_finite=True):
         else:
             V = buf[:min(step, n - start)]
             _fill(f, V, h)
-        if check_finite and V.dtype.kind in "fc" and not np.isfinite(V).all():
+        # a finite sum means finite values; only a NaN, an inf or an overflow of the sum
+        # (then checked value by value) makes it non-finite
+        if (check_finite and V.dtype.kind in "fc" and not np.isfinite(np.add.reduce(V, axis=None))
+                and not np.isfinite(V).all()):
             i, j = np.argwhere(~np.isfinite(V))[0]
             name = names[j] if names else f"{j + 1}"
             raise h.error(f"non-finite value {V[i, j]} in column {name}", start + i + 1)

@@ -14,11 +14,11 @@ import sys
 import time
 
 import numpy as np
-import yaml
 
 from runner import atomic
 from runner.data import file_sha256
 from schemas import PATH_KEYS
+from schemas.yamlread import dump
 
 STATUSES = ("running", "complete", "failed", "interrupted")
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
@@ -155,14 +155,16 @@ class RunFolder:
         if os.path.isdir(self.path):
             shutil.rmtree(self.path)
         os.makedirs(self.path)
-        text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
-        atomic.write_text(self.file("config.yaml"), text)
+        atomic.write_text(self.file("config.yaml"), dump(resolved))
         self.info = dict(info, status="running", started=time.time(), versions=versions())
         self.info["argv"] = list(sys.argv)
         self._write_info()
 
     def finish(self, status, **extra):
-        """Record the final status, timings and the digests of the outputs."""
+        """Record the final status, timings and the digests of the outputs (nothing when
+        start() did not get as far as writing run.json)."""
+        if "started" not in self.info or not os.path.isdir(self.path):
+            return
         self.info.update(extra, status=status, finished=time.time())
         self.info["seconds"] = round(self.info["finished"] - self.info["started"], 3)
         self.info["sha256"] = {

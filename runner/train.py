@@ -4,6 +4,7 @@ It returns the history and prints nothing; a caller that wants progress passes
 `on_epoch`, which receives each history row as it is made.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -34,17 +35,22 @@ class FitResult:
     stopped_early: bool = False
 
 
-def evaluate(net, X, Y, loss, metrics):
-    """Loss and metrics of the current weights over all rows of X (n, inputs) and
-    Y (n, outputs), forward in batches of EVAL_BATCH rows: {name: float}."""
+def evaluate(net, X, Y, loss, metrics, with_loss=True):
+    """Loss (unless with_loss is False) and metrics of the current weights over all rows
+    of X (n, inputs) and Y (n, outputs), forward in batches of EVAL_BATCH rows:
+    {name: float}."""
     n, k = Y.shape
-    Z = np.empty((n, k), net.dtype)  # logits of every row
-    A = np.empty((n, k), net.dtype)  # outputs of every row
-    for start in range(0, n, EVAL_BATCH):
-        stop = min(start + EVAL_BATCH, n)
-        A[start:stop] = net.forward(X[start:stop])
-        Z[start:stop] = net.logits(stop - start)
-    scores = {"loss": float(LOSSES[loss](Y, Z, A))}
+    if n <= EVAL_BATCH:  # one batch: the network's own buffers hold everything
+        A = net.forward(X)
+        Z = net.logits(n)
+    else:
+        Z = np.empty((n, k), net.dtype)  # logits of every row
+        A = np.empty((n, k), net.dtype)  # outputs of every row
+        for start in range(0, n, EVAL_BATCH):
+            stop = min(start + EVAL_BATCH, n)
+            A[start:stop] = net.forward(X[start:stop])
+            Z[start:stop] = net.logits(stop - start)
+    scores = {"loss": float(LOSSES[loss](Y, Z, A))} if with_loss else {}
     for name in metrics:
         scores[name] = float(METRICS[name](Y, A))
     return scores
@@ -76,18 +82,18 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
             m = min(batch, n - start)
             if order is None:
                 xb, yb = X[start : start + m], Y[start : start + m]
-            else:
+            else:  # mode="clip": the indices are valid, and "raise" would buffer `out`
                 idx = order[start : start + m]
-                xb = np.take(X, idx, axis=0, out=Xb[:m])  # (m, inputs)
-                yb = np.take(Y, idx, axis=0, out=Yb[:m])  # (m, outputs)
+                xb = np.take(X, idx, axis=0, out=Xb[:m], mode="clip")  # (m, inputs)
+                yb = np.take(Y, idx, axis=0, out=Yb[:m], mode="clip")  # (m, outputs)
             value = net.train_step(xb, yb, spec.loss)
-            if not np.isfinite(value):
+            if not math.isfinite(value):
                 raise Diverged(epoch, result.history)
             optimizer.step(net.grads)
             total += value * m
         row = {"epoch": epoch, "loss": total / n}
         if spec.metrics:
-            row.update(evaluate(net, X, Y, spec.loss, spec.metrics), loss=total / n)
+            row.update(evaluate(net, X, Y, spec.loss, spec.metrics, with_loss=False))
         if val is not None:
             scores = evaluate(net, val[0], val[1], spec.loss, spec.metrics)
             row.update({"val_" + key: value for key, value in scores.items()})

@@ -28,20 +28,25 @@ def save(path, arrays):
 
 def load(path):
     """Read a .npz into {name: array}; object (pickled) arrays and unreadable files are
-    refused with a UserError naming the file."""
+    refused with a UserError naming the file and what a weights file holds."""
+    expected = "expected an .npz archive of arrays like layers.0.W (as yamlnet saves them)"
     try:
+        with open(path, "rb") as f:  # before numpy, which takes other bytes for a pickle
+            is_zip = zipfile.is_zipfile(f)
+        if not is_zip:
+            raise UserError(f"{path}: not an .npz file (not a zip archive); {expected}")
         with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise UserError(f"{path}: not an .npz archive (expected keys like layers.0.W)")
             return {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise UserError(f"{path}: weights file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a weights file") from None
     except UserError:
         raise
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
             raise UserError(f"{path}: holds object (pickled) arrays, which are refused; "
                             "save plain numeric arrays") from None
-        raise UserError(f"{path}: not a readable .npz file ({e})") from None
+        raise UserError(f"{path}: not a readable .npz file ({e}); {expected}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path}: not a readable .npz file ({e})") from None
+        raise UserError(f"{path}: not a readable .npz file ({e}); {expected}") from None

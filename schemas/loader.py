@@ -25,6 +25,9 @@ _NOT_SWEPT = {"name": "a sweep keeps one name", "seed": "list seeds in sweep.see
               "sweep": "a sweep cannot sweep itself"}
 
 
+SHOWN = 100  # at most this many characters of the offending source line are shown
+
+
 @dataclass(frozen=True)
 class Problem:
     """One config error; line and column are 1-based (None when unknown)."""
@@ -38,12 +41,17 @@ class Problem:
 
     def __str__(self):
         plain = self.line is None or self.file.startswith("--set ")
-        head = self.file if plain else f"{self.file}:{self.line}:{self.column}"
+        head = self.file if plain else f"{self.file}:{self.line}"
+        head += f":{self.column}" if self.column and not plain else ""
         text = f"{head}: {self.path}: {self.message}" if self.path else f"{head}: {self.message}"
         if not self.source:
             return text
-        caret = " " * (self.column - 1) + "^" if self.column else ""
-        return f"{text}\n    {self.source.replace(chr(9), ' ')}\n    {caret}".rstrip()
+        source, column = self.source.replace(chr(9), " "), self.column
+        if len(source) > SHOWN:  # a window of a very long line, around the column
+            start = max(0, min((column or 1) - 1 - SHOWN // 2, len(source) - SHOWN))
+            source, column = source[start:start + SHOWN], (column - start if column else None)
+        caret = " " * (column - 1) + "^" if column else ""
+        return f"{text}\n    {source}\n    {caret}".rstrip()
 
 
 class ConfigError(Exception):

@@ -206,7 +206,13 @@ def read(text: str, where) -> tuple[object, Marks, list, set]:
     except yaml.MarkedYAMLError as e:
         text = ", ".join(filter(None, [e.context, e.problem])).replace("\t", "\\t")
         text = text if isinstance(e, _Refused) else f"invalid YAML: {text}"
-        raise YamlError(where(e.problem_mark or e.context_mark), text) from None
+        mark, opened = e.problem_mark or e.context_mark, e.context_mark
+        unclosed = any(w in (e.context or "") for w in ("flow", "quoted")) or (
+            "end of stream" in (e.problem or ""))
+        if unclosed and opened and e.problem_mark and opened.line < e.problem_mark.line:
+            text += f" (the bracket or quote opened on line {opened.line + 1}, column " \
+                    f"{opened.column + 1})"
+        raise YamlError(where(mark), text) from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position)
         column = e.position - (text.rfind("\n", 0, e.position) + 1)
@@ -215,3 +221,20 @@ def read(text: str, where) -> tuple[object, Marks, list, set]:
     except RecursionError:
         raise YamlError(where(None), "document nested too deeply") from None
     return data, builder.marks, builder.problems, builder.poisoned
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string that `read` (YAML 1.2) or a YAML 1.1
+    reader would take for something else (`1e3`, `0o17`, `tRuE`), so a dumped config
+    reads back to the same values."""
+
+
+_Dumper.yaml_implicit_resolvers = {
+    first: list(rules) for first, rules in yaml.SafeDumper.yaml_implicit_resolvers.items()}
+for _first, _rules in _Loader.yaml_implicit_resolvers.items():
+    _Dumper.yaml_implicit_resolvers.setdefault(_first, []).extend(_rules)
+
+
+def dump(data) -> str:
+    """YAML text of plain data (a resolved config) that `read` turns back into `data`."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

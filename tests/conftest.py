@@ -1,12 +1,35 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+
+
+OURS = ("yamlnet-", "tmp", ".tmp-", "dask-", "pymp-")  # temporaries of yamlnet and its tools
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_temporary_files_left(tmp_path_factory):
+    """The temporary files of the code under test go to a folder of pytest's (tempfile's
+    folder, and TMPDIR for the subprocesses), so none lands outside pytest's folders;
+    the session fails if one of yamlnet's is left there (caches of other libraries, such
+    as torch's, may stay)."""
+    folder = tmp_path_factory.mktemp("tempdir")
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    yield folder
+    if saved[0] is None:
+        del os.environ["TMPDIR"]
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
+    left = sorted(p.name for p in folder.iterdir() if p.name.startswith(OURS))
+    assert not left, f"temporary files left behind: {left}"
 
 
 @pytest.fixture(autouse=True)

@@ -170,7 +170,8 @@ class dask_cluster:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         address = f"tcp://127.0.0.1:{port}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        scratch = self.cwd / ".." / "dask-scratch"  # in pytest's folder, not in /tmp
+        env = dict(os.environ, PYTHONPATH=str(ROOT), DASK_TEMPORARY_DIRECTORY=str(scratch))
         self.procs.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
              "--port", str(port), "--no-dashboard"], cwd=self.cwd, env=env,
@@ -179,7 +180,7 @@ class dask_cluster:
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                  "--no-dashboard", "--host", "127.0.0.1", "--local-directory",
-                 str(self.cwd / ".." / "dask-scratch")], cwd=self.cwd, env=env,
+                 str(scratch)], cwd=self.cwd, env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 

@@ -1,0 +1,300 @@
+"""yamlnet's benchmark: one process times yamlnet against scikit-learn, PyTorch and the
+matrix multiplies alone (the floor), and checks the acceptance ratios of issue 5.
+
+    python bench/run.py                    # every case, a few minutes on 2 cores
+    python bench/run.py --quick            # smaller data, for a smoke test
+    python bench/run.py --cases fit,forward --repeats 5 --json bench.json
+
+Times are medians over repeats (epochs, or passes over the data), the first one left
+out; contenders run in turns, so that a slow spell of a shared machine falls on all.
+Generated data lives in a temporary folder that is removed at the end.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+
+import fit  # noqa: E402
+import forward  # noqa: E402
+
+CASES = ("fit", "digits", "forward", "e2e", "csv", "memory", "startup")
+MB = 1024 * 1024
+
+
+def median(values):
+    return float(np.median(values[1:] if len(values) > 1 else values))
+
+
+class Report:
+    """Rows of the table, the acceptance checks, and the JSON document."""
+
+    def __init__(self):
+        self.rows, self.checks = [], []
+
+    def row(self, case, unit, **values):
+        self.rows.append({"case": case, "unit": unit, **values})
+        shown = "  ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        print(f"  {case:<28} {unit:<9} {shown}", flush=True)
+
+    def check(self, what, value, op, bound):
+        ok = value <= bound if op == "<=" else value >= bound
+        self.checks.append({"check": what, "value": value, "op": op, "bound": bound, "ok": ok})
+
+    def table(self):
+        names = ["yamlnet", "floor", "sklearn", "torch"]
+        head = f"| {'case':<28} | unit      | " + " | ".join(f"{n:>8}" for n in names)
+        lines = [head + " | yamlnet / floor | yamlnet / sklearn | yamlnet / torch |",
+                 "|" + "-" * 30 + "|" + "-" * 11 + "|" + "|".join("-" * 10 for _ in names)
+                 + "|" + "-" * 17 + "|" + "-" * 19 + "|" + "-" * 17 + "|"]
+        for r in self.rows:
+            cells = [_fmt(r.get(n)) for n in names]
+            ratios = [_fmt(r.get(k)) for k in ("vs_floor", "vs_sklearn", "vs_torch")]
+            lines.append(f"| {r['case']:<28} | {r['unit']:<9} | "
+                         + " | ".join(f"{c:>8}" for c in cells)
+                         + f" | {ratios[0]:>15} | {ratios[1]:>17} | {ratios[2]:>15} |")
+        lines.append("")
+        for c in self.checks:
+            lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {_fmt(c['value'])} "
+                         f"{c['op']} {_fmt(c['bound'])}")
+        return "\n".join(lines)
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def fit_cases(rep, args):
+    """SGD+momentum and Adam at batch 64 and 256 on the synthetic set: seconds per epoch."""
+    n = 20_000 if args.quick else 100_000
+    X, y = fit.synthetic(n)
+    Xt, yt = fit.synthetic(10_000, seed=1)
+    for opt in ("sgd", "adam"):
+        for batch in (64, 256):
+            trainers = {name: cls(X, y, fit.LAYERS, fit.OPTIMIZERS[opt], batch)
+                        for name, cls in fit.TRAINERS.items()}
+            secs = fit.in_turns(trainers, args.epochs)
+            t = {name: median(s) for name, s in secs.items()}
+            acc = {name: fit.accuracy(tr.scores(Xt), yt) for name, tr in trainers.items()
+                   if name != "floor"}
+            case = f"fit {opt} b{batch} ({n // 1000}k x 100)"
+            rep.row(case, "s/epoch", **t, vs_floor=t["yamlnet"] / t["floor"],
+                    vs_sklearn=t["yamlnet"] / t["sklearn"], vs_torch=t["yamlnet"] / t["torch"],
+                    accuracy=acc)
+            rep.check(f"{case}: yamlnet / sklearn", t["yamlnet"] / t["sklearn"], "<=", 0.55)
+            rep.check(f"{case}: yamlnet / floor", t["yamlnet"] / t["floor"], "<=", 2.0)
+            rep.check(f"{case}: yamlnet / torch", t["yamlnet"] / t["torch"], "<=",
+                      0.75 if batch == 64 else 1.0)
+            best = max(acc.values())
+            rep.check(f"{case}: yamlnet test accuracy within a point of the best peer",
+                      acc["yamlnet"] - best, ">=", -0.01)
+
+
+def digits_case(rep, args):
+    seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    acc, secs = fit.digits(ROOT, seeds, epochs=10 if args.quick else 60)
+    rep.row(f"digits ({len(seeds)} seeds)", "s/epoch", **secs,
+            vs_sklearn=secs["yamlnet"] / secs["sklearn"], vs_torch=secs["yamlnet"] / secs["torch"],
+            accuracy=acc)
+    rep.check("digits: yamlnet val accuracy - MLPClassifier's (issue 3: within one point)",
+              acc["yamlnet"] - acc["sklearn"], ">=", -0.01)
+
+
+def forward_cases(rep, args, tmp):
+    n = 200_000 if args.quick else 1_000_000
+    X = np.random.default_rng(0).standard_normal((n, 100), dtype=np.float32)
+    path = os.path.join(tmp, "forward.npy")
+    np.save(path, X)
+    net = forward.network(100)
+    torch = forward.Torch(net)
+    runs = {k: [] for k in ("floor", "memory", "npy", "torch_memory", "torch_npy")}
+    for _ in range(args.repeats + 1):
+        runs["floor"].append(forward.floor(net, X))
+        runs["memory"].append(forward.yamlnet_memory(net, X))
+        runs["torch_memory"].append(torch.memory(X))
+        runs["npy"].append(forward.yamlnet_npy(net, path))
+        runs["torch_npy"].append(torch.npy(path))
+    t = {k: median(v) for k, v in runs.items()}
+    for where in ("memory", "npy"):
+        case = f"forward {n // 1000}k from {where}"
+        floor_ratio, torch_ratio = t["floor"] / t[where], t["torch_" + where] / t[where]
+        rep.row(case, "s/pass", yamlnet=t[where], floor=t["floor"], torch=t["torch_" + where],
+                vs_floor=floor_ratio, vs_torch=torch_ratio, rows_per_s=n / t[where])
+        rep.check(f"{case}: rows/s vs floor", floor_ratio, ">=", 0.75)
+        rep.check(f"{case}: rows/s vs torch", torch_ratio, ">=", 1.3)
+    return path, X, t
+
+
+def e2e_case(rep, args, tmp, big, fwd):
+    small = os.path.join(tmp, "small.npy")
+    np.save(small, np.load(big, mmap_mode="r")[:1000])
+    n = np.load(big, mmap_mode="r").shape[0]
+    out = os.path.join(tmp, "runs")
+    times = []
+    for i in range(args.repeats + 1):
+        times.append(forward.end_to_end(tmp, big, small, os.path.join(out, str(i)))[0])
+    seconds = median(times)
+    case = f"run forward {n // 1000}k .npy e2e"
+    rep.row(case, "s/pass", yamlnet=seconds, floor=fwd["floor"], torch=fwd["torch_npy"],
+            vs_floor=fwd["floor"] / seconds, vs_torch=fwd["torch_npy"] / seconds,
+            rows_per_s=n / seconds)
+    rep.check(f"{case}: rows/s vs floor", fwd["floor"] / seconds, ">=", 0.6)
+    rep.check(f"{case}: rows/s vs torch compute", fwd["torch_npy"] / seconds, ">=", 1.0)
+
+
+def csv_cases(rep, args, tmp):
+    """Load a 100,000 x 100 CSV (data.load, as a fit does) and `predict` from it."""
+    from runner import data
+
+    n = 20_000 if args.quick else 100_000
+    path = os.path.join(tmp, "table.csv")
+    forward.write_csv(path, n, 100)
+    loads = []
+    for _ in range(args.repeats + 1):
+        started = time.perf_counter()
+        data.load(path, dtype="float32")
+        loads.append(time.perf_counter() - started)
+    rep.row(f"csv load {n // 1000}k x 100", "s", yamlnet=median(loads),
+            mb_per_s=os.path.getsize(path) / MB / median(loads))
+    net = forward.network(100)
+    out = os.path.join(tmp, "pred.csv")
+    times = []
+    for _ in range(args.repeats + 1):
+        started = time.perf_counter()
+        from runner.experiment import predict
+        predict(net, path, out, fmt="csv")
+        times.append(time.perf_counter() - started)
+    rep.row(f"predict {n // 1000}k csv -> csv", "s", yamlnet=median(times),
+            rows_per_s=n / median(times))
+    return median(loads)
+
+
+def memory_cases(rep, args, tmp):
+    """Peak RSS of `yamlnet run` forward-only over a 2,000,000 x 100 float32 .npy (800 MB)
+    and over a 1 GB CSV, each in its own process."""
+    n, csv_bytes = (200_000, 100 * MB) if args.quick else (2_000_000, 1024 * MB)
+    path = os.path.join(tmp, "big.npy")
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 100))
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 100_000):
+        arr[start:start + 100_000] = rng.standard_normal((min(100_000, n - start), 100), dtype=np.float32)
+    arr.flush()
+    del arr
+    cfg = forward.forward_config(tmp, "mem_npy", path)
+    seconds, rss = forward.yamlnet_cli("run", "--config", cfg, "--out", os.path.join(tmp, "m"),
+                                       "--quiet", rss=True)
+    os.remove(path)
+    rep.row(f"peak RSS forward {n // 1000}k .npy", "MB", yamlnet=rss / MB, seconds=seconds)
+    rep.check(f"peak RSS, forward over a {n * 400 // MB} MB .npy (MB)", rss / MB, "<=", 150)
+    path = os.path.join(tmp, "big.csv")
+    rows = forward.write_csv(path, 0, 100, target_bytes=csv_bytes)
+    cfg = forward.forward_config(tmp, "mem_csv", path)
+    seconds, rss = forward.yamlnet_cli("run", "--config", cfg, "--out", os.path.join(tmp, "m"),
+                                       "--quiet", rss=True)
+    size = os.path.getsize(path)
+    os.remove(path)
+    rep.row(f"peak RSS forward {size // MB} MB csv", "MB", yamlnet=rss / MB, seconds=seconds,
+            rows=rows)
+    rep.check(f"peak RSS, forward over a {size // MB} MB CSV (MB)", rss / MB, "<=", 200)
+
+
+def startup_case(rep, args, tmp):
+    seconds, times = forward.startup(ROOT, os.path.join(tmp, "xor"), repeats=args.repeats)
+    rep.row("yamlnet run configs/xor.yaml", "s wall", yamlnet=seconds, runs=[round(t, 3) for t in times])
+    rep.check("yamlnet run --config configs/xor.yaml, wall seconds", seconds, "<=", 1.0)
+
+
+def machine():
+    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                        for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except ImportError:
+        pass
+    for env in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if os.environ.get(env):
+            info[env] = os.environ[env]
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data and few epochs (smoke test)")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated cases to run (default: all of {', '.join(CASES)})")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed passes per forward case (default 3, quick 2)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per fit case, the first left out (default 4, quick 3)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (2 if args.quick else 3)
+    args.epochs = args.epochs or (3 if args.quick else 4)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(sorted(unknown))}; valid: {', '.join(CASES)}")
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    rep, started = Report(), time.perf_counter()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still remove the temp folder
+    tmp = tempfile.mkdtemp(prefix="yamlnet-bench-")
+    try:
+        for case in CASES:
+            if case not in cases or (case == "e2e" and "forward" in cases):
+                continue
+            print(f"{case} ...", flush=True)
+            t0 = time.perf_counter()
+            if case == "fit":
+                fit_cases(rep, args)
+            elif case == "digits":
+                digits_case(rep, args)
+            elif case in ("forward", "e2e"):
+                big, _, fwd = forward_cases(rep, args, tmp)
+                if "e2e" in cases:
+                    e2e_case(rep, args, tmp, big, fwd)
+            elif case == "csv":
+                csv_cases(rep, args, tmp)
+            elif case == "memory":
+                memory_cases(rep, args, tmp)
+            elif case == "startup":
+                startup_case(rep, args, tmp)
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(rep.table())
+    print(f"\n{time.perf_counter() - started:.0f} s in all; command: python bench/run.py "
+          + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "args": vars(args), "rows": rep.rows, "checks": rep.checks},
+                      f, indent=2, default=float)
+    return 0 if all(c["ok"] for c in rep.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
