@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 
 from runner import atomic, experiment, runs
 from runner.errors import RunFailed, UserError
@@ -29,16 +30,14 @@ def in_processes(found, workers, force, on_trial=None):
     from starting another; then the pool is joined, so nothing runs on after we return."""
     context = multiprocessing.get_context("spawn")
     stop = context.Event()  # set on Ctrl-C: a worker still starting up starts no trial
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # workers start with it ignored
-    try:  # (a Ctrl-C in these few milliseconds of spawning is ignored)
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                      initializer=_worker_setup, initargs=(os.getpid(), stop))
-        futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
-            os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    outcomes = [None] * len(found)
+    pool, outcomes = None, [None] * len(found)
     try:
+        with _spawning():
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                          initializer=_worker_setup,
+                                          initargs=(os.getpid(), stop))
+            futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
+                os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
         for future in cf.as_completed(futures):
             outcomes[futures[future]] = future.result()
             if on_trial:
@@ -47,10 +46,23 @@ def in_processes(found, workers, force, on_trial=None):
         stop.set()
         for child in multiprocessing.active_children():
             _signal(child.pid, signal.SIGINT)
-        pool.shutdown(wait=True, cancel_futures=True)  # (a second shutdown would not wait)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # (a second shutdown would not wait)
         raise
     pool.shutdown(wait=True)
     return outcomes
+
+
+@contextmanager
+def _spawning():
+    """While worker processes are spawned, SIGINT is ignored, so that they start with it
+    ignored (until _worker_setup installs their handler): a Ctrl-C during their start-up
+    then prints no traceback. (A Ctrl-C in these few milliseconds of spawning is lost.)"""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _signal(pid, signum):
