@@ -17,7 +17,6 @@ from runner.activations import ACTIVATIONS, DERIVATIVES
 from runner.errors import UserError
 from runner.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES
 
-
 THREAD_ROWS = 1024  # a forward batch of at least 2 * THREAD_ROWS rows is split in two halves
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _POOL, _BLAS = [], []

@@ -57,7 +57,9 @@ def nice_ticks(lo, hi, count=6):
 
 
 def _label(v):
-    return f"{v:.6g}" if v == 0 or 1e-4 <= abs(v) < 1e6 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+    if v == 0 or 1e-4 <= abs(v) < 1e6:
+        return f"{v:.6g}"
+    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def line(img, xs, ys, color):
