@@ -40,9 +40,8 @@ def config(n_inputs, layers, optimizer, batch, epochs=1, seed=0):
 
     return load_config_dict({
         "name": "bench", "seed": seed, "dtype": "float32", "data": {"path": "unused.npy"},
-        "model": {"inputs": n_inputs, "layers": [
-            {"units": u, "activation": a, "init": "he_uniform" if a == "relu" else "xavier_uniform"}
-            for u, a in layers]},
+        "model": {"inputs": n_inputs, "layers": [  # yamlnet's default init, xavier_uniform
+            {"units": u, "activation": a} for u, a in layers]},
         "train": {"loss": "categorical_crossentropy", "optimizer": optimizer,
                   "epochs": epochs, "batch_size": batch},
     })

@@ -19,9 +19,9 @@ BATCH = 4096
 
 def network(d, layers=LAYERS, seed=0):
     """A yamlnet Network with initial weights drawn as `yamlnet run` would."""
-    from runner import build
-
     from fit import config
+
+    from runner import build
 
     cfg = config(d, layers, "adam", 64, seed=seed)
     net = build.network(cfg, d)
@@ -65,7 +65,6 @@ class Torch:
 
     def __init__(self, net, layers=LAYERS):
         import torch
-
         from fit import torch_model
 
         torch.set_num_threads(2)

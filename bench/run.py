@@ -33,6 +33,27 @@ CASES = ("fit", "digits", "forward", "e2e", "csv", "memory", "startup")
 MB = 1024 * 1024
 
 
+def busy_seconds():
+    """(CPU seconds all processes spent busy, CPU seconds of this process and its
+    children) so far, from /proc/stat and os.times; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), own
+
+
+def foreign_load(before, after, wall):
+    """Cores kept busy by other processes between two busy_seconds() readings."""
+    if before is None or after is None or wall <= 0:
+        return None
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / wall)
+
+
 def median(values):
     return float(np.median(values[1:] if len(values) > 1 else values))
 
@@ -41,7 +62,7 @@ class Report:
     """Rows of the table, the acceptance checks, and the JSON document."""
 
     def __init__(self):
-        self.rows, self.checks = [], []
+        self.rows, self.checks, self.loads = [], [], {}
 
     def row(self, case, unit, **values):
         self.rows.append({"case": case, "unit": unit, **values})
@@ -65,6 +86,12 @@ class Report:
                          + " | ".join(f"{c:>8}" for c in cells)
                          + f" | {ratios[0]:>15} | {ratios[1]:>17} | {ratios[2]:>15} |")
         lines.append("")
+        busy = {k: v for k, v in self.loads.items() if v is not None and v > 0.2}
+        if busy:
+            lines.append("WARNING: other processes kept cores busy during "
+                         + ", ".join(f"{k} ({v:.1f} of {os.cpu_count()})" for k, v in busy.items())
+                         + ": those timings are not trustworthy; rerun on a quiet machine.")
+            lines.append("")
         for c in self.checks:
             lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {_fmt(c['value'])} "
                          f"{c['op']} {_fmt(c['bound'])}")
@@ -267,7 +294,7 @@ def main(argv=None):
             if case not in cases or (case == "e2e" and "forward" in cases):
                 continue
             print(f"{case} ...", flush=True)
-            t0 = time.perf_counter()
+            t0, b0 = time.perf_counter(), busy_seconds()
             if case == "fit":
                 fit_cases(rep, args)
             elif case == "digits":
@@ -282,7 +309,10 @@ def main(argv=None):
                 memory_cases(rep, args, tmp)
             elif case == "startup":
                 startup_case(rep, args, tmp)
-            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+            wall = time.perf_counter() - t0
+            load = foreign_load(b0, busy_seconds(), wall)
+            rep.loads[case] = load
+            print(f"  ({wall:.0f} s; other processes kept {_fmt(load)} cores busy)", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
@@ -291,7 +321,8 @@ def main(argv=None):
           + " ".join(sys.argv[1:] if argv is None else argv))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "args": vars(args), "rows": rep.rows, "checks": rep.checks},
+            json.dump({"machine": info, "args": vars(args), "rows": rep.rows, "checks": rep.checks,
+                       "foreign_load": rep.loads},
                       f, indent=2, default=float)
     return 0 if all(c["ok"] for c in rep.checks) else 1
 
