@@ -86,6 +86,11 @@ def _worker_setup(parent, stop):
 
 
 def _on_sigint(signum, frame):
+    """Interrupt the running trial once: a second SIGINT (Ctrl-C reaches a worker both
+    from the terminal and from the parent) must not break the trial's own clean-up,
+    which marks its folder `interrupted`."""
+    if _worker["stopping"]:
+        return
     _worker["stopping"] = True
     if _worker["busy"]:
         raise KeyboardInterrupt
