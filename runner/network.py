@@ -235,8 +235,3 @@ class Network:
                 self._der[i - 1](self._Z[i - 1][:n], self._A[i - 1][:n], dA,
                                  tmp=self._T[i - 1][:n])
                 dZ = dA
-
-    def flops(self):
-        """Multiply-adds counted as 2 FLOPs per weight, plus one per bias, per row:
-        [flops of layer i for one input row]."""
-        return [2 * W.size + (0 if b is None else b.size) for W, b in zip(self.W, self.b)]

@@ -20,7 +20,6 @@ from runner.data import file_sha256
 from schemas import PATH_KEYS
 from schemas.yamlread import dump
 
-STATUSES = ("running", "complete", "failed", "interrupted")
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
 DIGEST_CACHE = ".digests.json"
 
