@@ -75,7 +75,7 @@ def execute(p, force=False, on_epoch=None):
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
     if p.status == "complete" and not force:
-        return Outcome(p.folder, p.id, "skipped", _read_metrics(p.folder))
+        return Outcome(p.folder, p.id, "skipped", runs.read_info(p.folder).get("metrics", {}))
     folder = runs.RunFolder(p.folder)
     try:
         folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
@@ -108,20 +108,11 @@ def compute(config, folder, on_epoch=None):
         return _fit(config, folder, on_epoch) if config.train else _forward(config, folder)
 
 
-def _read_metrics(folder):
-    try:
-        with open(os.path.join(folder, "metrics.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
 def _fit(config, folder, on_epoch):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
     prepared = build.training_data(config, split_rng)
     n, spec = prepared.X.shape[0], config.train
-    batch = n if spec.batch_size == "full" else min(spec.batch_size, n)
-    build.buffer_check(config, batch, "train.batch_size")
+    build.buffer_check(config, train.batch_rows(spec, n), "train.batch_size")
     build.buffer_check(config, min(train.EVAL_BATCH, n), None)  # evaluation, every epoch
     _check_predict_batch(config)
     net = build.network(config, prepared.X.shape[1])
@@ -130,10 +121,9 @@ def _fit(config, folder, on_epoch):
     try:
         result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
                            val=prepared.val, on_epoch=on_epoch)
-    except (train.Diverged, KeyboardInterrupt) as e:
-        rows = e.history if isinstance(e, train.Diverged) else []
-        if rows:
-            write_history(folder.file("history.csv"), rows)
+    except train.Diverged as e:  # the epochs before the divergence are kept for study
+        if e.history:
+            write_history(folder.file("history.csv"), e.history)
         raise
     write_history(folder.file("history.csv"), result.history)
     extra = prepared.scaler.arrays()

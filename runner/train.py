@@ -61,18 +61,24 @@ def _monitor_mode(monitor):
     return "max" if base in MAXIMIZED else "min"
 
 
+def batch_rows(spec, n):
+    """Rows per minibatch of a fit over n rows (`batch_size: full` is all of them)."""
+    return n if spec.batch_size == "full" else min(spec.batch_size, n)
+
+
 def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
     """Fit `net` in place. X (n, inputs), Y (n, outputs); val: (X_val, Y_val) or None;
     spec: the validated `train` section; rng: the generator that orders the rows.
 
     Raises Diverged (a RunFailed) when a minibatch loss is not finite."""
     n = X.shape[0]
-    batch = n if spec.batch_size == "full" else min(spec.batch_size, n)
+    batch = batch_rows(spec, n)
     Xb = np.empty((batch, X.shape[1]), X.dtype)  # reused minibatch buffers
     Yb = np.empty((batch, Y.shape[1]), Y.dtype)
     stop_rule = spec.early_stopping
     mode = _monitor_mode(stop_rule.monitor) if stop_rule else "min"
-    best, wait, best_params = None, 0, None
+    best, wait = None, 0
+    best_params = net.params.copy() if stop_rule and stop_rule.restore_best else None
     result = FitResult()
     for epoch in range(1, spec.epochs + 1):
         started = time.perf_counter()
@@ -111,8 +117,8 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
         )
         if better:
             best, wait, result.best_epoch = value, 0, epoch
-            if stop_rule.restore_best:
-                best_params = net.params.copy()
+            if best_params is not None:
+                np.copyto(best_params, net.params)
         else:
             wait += 1
             if wait >= stop_rule.patience:
