@@ -20,12 +20,7 @@ from schemas import ConfigError, load_config, load_config_dict  # noqa: F401  (r
 def build_network(config, n_inputs=None):
     """The Network of `config` with its initial weights (drawn from the seed, or loaded
     from model.weights). n_inputs defaults to model.inputs or the data's width."""
-    if n_inputs is None:
-        d = config.data
-        n_inputs = config.model.inputs or data.inspect(
-            d.path, features=d.features, targets=d.targets, targets_path=d.targets_path
-        ).n_features
-    net = build.network(config, n_inputs)
+    net = build.network(config, n_inputs or build.n_inputs(config))
     build.initial_weights(net, config, build.generators(config.seed)[0])
     return net
 

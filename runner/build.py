@@ -98,6 +98,16 @@ def is_csv(path):
     return os.path.splitext(path)[1].lower() == ".csv"
 
 
+def n_inputs(config):
+    """model.inputs, or the width of the data's features (read from its header)."""
+    if config.model.inputs is not None:
+        return config.model.inputs
+    d = config.data
+    with located("data.path"):
+        return data.inspect(d.path, features=d.features, targets=d.targets,
+                            targets_path=d.targets_path).n_features
+
+
 def check_inputs(config, n_features, source):
     if config.model.inputs is not None and config.model.inputs != n_features:
         raise UserError(

@@ -41,24 +41,15 @@ def check_config_data(config):
         info = data.inspect(d.path, features=d.features, targets=d.targets)
         build.check_inputs(config, info.n_features, d.path)
         n_inputs = info.n_features
-    build.network(config, n_inputs)
+    net = build.network(config, n_inputs)
     if config.model.weights is not None:
-        net = build.network(config, n_inputs)
         build.initial_weights(net, config, build.generators(config.seed)[0])
-
-
-def _inputs(config):
-    if config.model.inputs is not None:
-        return config.model.inputs
-    d = config.data
-    return data.inspect(d.path, features=d.features, targets=d.targets,
-                        targets_path=d.targets_path).n_features
 
 
 def summary(config):
     """A Keras-like layer table: layer, activation, output shape, parameters, FLOPs per
     row (2 per weight, 1 per bias)."""
-    sizes = [_inputs(config)] + [layer.units for layer in config.model.layers]
+    sizes = [build.n_inputs(config)] + [layer.units for layer in config.model.layers]
     rows = [("input", "", f"(batch, {sizes[0]})", 0, 0)]
     for i, (fan_in, layer) in enumerate(zip(sizes, config.model.layers)):
         params = fan_in * layer.units + (layer.units if layer.bias else 0)
