@@ -208,18 +208,44 @@ def silu(Z, out, tmp=None):
 
 
 def softmax(Z, out, tmp=None):
-    """softmax(z)_i = exp(z_i - max(z)) / sum_j exp(z_j - max(z)), row by row.
+    """softmax(z)_i = exp(z_i - c) / sum_j exp(z_j - c), row by row, c the row max.
 
-    Leaves the row max in tmp[:, 0] and the row sum of exp(z - max) in tmp[:, 1] (for
-    two units or more), from which the cross-entropy's value follows cheaply."""
+    When every logit of the batch lies within +-_softmax_bound (about 42 for float32 and
+    ten units), exp(z) neither overflows nor makes a probability fall below the smallest
+    normal number, so the shift is left out (c = 0): the row max, a slow reduction over
+    short rows, is not needed. Row sums are a matrix-vector product.
+
+    Leaves the shift c in tmp[:, 0] and the row sum of exp(z - c) in tmp[:, 1] (for two
+    units or more), from which the cross-entropy's value follows cheaply."""
     t = _scratch(tmp, Z)
-    zmax, total = t[:, :1], t[:, 1:2] if Z.shape[1] > 1 else t[:, :1]  # (batch, 1) each
-    np.maximum.reduce(Z, axis=1, keepdims=True, out=zmax)
-    np.subtract(Z, zmax, out=out)
-    np.maximum(out, 1.0 + math.log(Z.shape[1]) - _explim(Z.dtype), out=out)
-    np.exp(out, out=out)
-    np.add.reduce(out, axis=1, keepdims=True, out=total)
+    n, k = Z.shape
+    shift, total = t[:, :1], t[:, 1:2] if k > 1 else t[:, :1]  # (n, 1) each
+    bound = _softmax_bound(k, Z.dtype)
+    if Z.size and -bound <= np.minimum.reduce(Z, axis=None) and np.maximum.reduce(Z, axis=None) <= bound:
+        shift[...] = 0.0
+        np.exp(Z, out=out)
+    else:
+        np.maximum.reduce(Z, axis=1, keepdims=True, out=shift)
+        np.subtract(Z, shift, out=out)
+        np.maximum(out, 1.0 + math.log(k) - _explim(Z.dtype), out=out)
+        np.exp(out, out=out)
+    np.matmul(out, _ones(k, Z.dtype), out=total)
     out /= total
+
+
+@functools.cache
+def _softmax_bound(k, dtype):
+    """B such that for logits in [-B, B] every exp(z) / sum exp(z) over k units is a
+    normal number: exp(-2B) / k >= exp(1 - L), L = _explim."""
+    return (_explim(dtype) - 1.0 - math.log(k)) / 2.0
+
+
+@functools.cache
+def _ones(k, dtype):
+    """A read-only (k, 1) column of ones: row sums as a matrix-vector product."""
+    ones = np.ones((k, 1), dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 # --- derivatives: fn(Z, A, dA, tmp=None, **params) multiplies dA in place by f'(Z);

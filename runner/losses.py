@@ -19,6 +19,8 @@ categorical_crossentropy. Values are accumulated in float64 and returned as floa
 - ``METRICS[name](Y, A) -> float``
 """
 
+import functools
+
 import numpy as np
 
 
@@ -115,16 +117,29 @@ def mae_derivative(Y, A, out):
     out /= Y.size
 
 
+def _output_gradient(Y, A, out, size):
+    """(max(a, f) - y) / size into out, f = sqrt(smallest normal number) (about 1e-19
+    in float32): a confident output's a of 1e-37 would make the gradient subnormal, which
+    slows every pass of the backward pass that meets it; f changes the gradient by less
+    than f / size, far below float resolution."""
+    np.maximum(A, _floor(A.dtype), out=out)
+    out -= Y
+    out *= 1.0 / size
+
+
+@functools.cache
+def _floor(dtype):
+    return np.finfo(dtype).tiny ** 0.5
+
+
 def sigmoid_binary_crossentropy(Y, A, out):
     """dL/dz = (a - y) / (n k), a = sigmoid(z)."""
-    np.subtract(A, Y, out=out)
-    out /= Y.size
+    _output_gradient(Y, A, out, Y.size)
 
 
 def softmax_categorical_crossentropy(Y, A, out):
     """dL/dz = (a - y) / n, a = softmax(z) (rows of y summing to 1)."""
-    np.subtract(A, Y, out=out)
-    out /= Y.shape[0]
+    _output_gradient(Y, A, out, Y.shape[0])
 
 
 def accuracy(Y, A):

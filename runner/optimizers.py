@@ -6,9 +6,18 @@ a handful of vectorized in-place operations over all parameters. ``params`` is u
 in place (never rebound); ``grads`` is only read. All state and scratch buffers are
 allocated in ``__init__``: ``step`` allocates no array. The arithmetic follows the
 single-tensor path of ``torch.optim`` (PyTorch 2.x), with the same defaults.
+
+Every FLUSH_EVERY steps the decaying state (momentum, moments) is flushed to zero where
+it has fallen below the smallest normal number, as a CPU's flush-to-zero mode would do.
+A parameter whose gradient stays zero (a unit that no longer fires) otherwise leaves
+its moments decaying into subnormal numbers, on which every pass of the step slows
+several times over; their share of an update is below float resolution (Adam:
+lr * 1e-38 / eps), so no parameter changes by the flush.
 """
 
 import numpy as np
+
+FLUSH_EVERY = 32  # steps between flushes of subnormal optimizer state
 
 
 def _check(name, value, low, high=float("inf")):
@@ -26,6 +35,19 @@ class _Optimizer:
         self.t = 0  # number of steps taken
         self._g = np.empty_like(params)  # the gradient used, g = grads (+ wd * params)
         self._tmp = np.empty_like(params)
+        self._tiny = np.finfo(params.dtype).tiny
+
+    def _flush(self, *buffers):
+        """Every FLUSH_EVERY steps, zero the subnormal entries of `buffers` (all of
+        params' shape); NaN and infinite entries are kept."""
+        if self.t % FLUSH_EVERY:
+            return
+        tmp = self._tmp
+        for buf in buffers:
+            if buf is not None:
+                np.abs(buf, out=tmp)
+                np.greater_equal(tmp, self._tiny, out=tmp)  # 0.0 where subnormal or zero
+                np.multiply(buf, tmp, out=buf)
 
     def _gradient(self, grads):
         """g = grads + weight_decay * params (L2 penalty), into a scratch buffer."""
@@ -65,6 +87,7 @@ class SGD(_Optimizer):
             else:
                 v *= m
                 v += g
+                self._flush(v)
             if self.nesterov:
                 np.multiply(v, m, out=tmp)
                 tmp += g
@@ -109,6 +132,7 @@ class Adam(_Optimizer):
         np.square(g, out=tmp)  # v' = beta2 * v' + g * g
         v *= self.beta2
         v += tmp
+        self._flush(m, v)
         # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with m = (1 - beta1) m',
         # v = (1 - beta2) v', bc_i = 1 - beta_i^t; c = sqrt((1 - beta2) / bc2):
         # p -= lr * (1 - beta1) / (bc1 * c) * m' / (sqrt(v') + eps / c)
@@ -168,6 +192,7 @@ class RMSprop(_Optimizer):
         tmp *= g
         v *= self.alpha
         v += tmp
+        self._flush(v, b)
         np.sqrt(v, out=tmp)
         tmp += self.eps
         np.divide(g, tmp, out=tmp)
