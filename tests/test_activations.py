@@ -183,3 +183,26 @@ def test_erf_float32():
     tail = (x > 0) & (x < 9)
     refc = np.array([math.erfc(v) for v in x[tail].astype(np.float64)])
     np.testing.assert_allclose(yc[tail], refc, rtol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_paths_agree(dtype):
+    """Logits within the bound take the path without the row max; shifted by a
+    constant (softmax is shift-invariant) past the bound they take the shifted path.
+    Both match the float64 reference, and neither gives a subnormal probability."""
+    from runner.activations import _softmax_bound
+
+    rng = np.random.default_rng(5)
+    k = 10
+    bound = _softmax_bound(k, dtype)
+    Z = rng.uniform(-bound, bound, (200, k)).astype(dtype)
+    Z[0] = [-bound] * (k - 1) + [bound]  # the widest row the fast path accepts
+    ref = reference("softmax", Z)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for shift in (0.0, 2 * bound):
+        out = np.empty_like(Z)
+        with np.errstate(all="raise"):
+            ACTIVATIONS["softmax"](Z + dtype(shift), out=out)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, ref, rtol=rtol * 10, atol=0)
+        assert out.min() >= np.finfo(dtype).tiny

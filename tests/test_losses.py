@@ -173,3 +173,21 @@ def test_r2_matches_scikit_learn():
     A = Y + 0.5 * rng.standard_normal((40, 3))
     Y[:, 2] = 1.0
     assert math.isclose(METRICS["r2"](Y, A), metrics.r2_score(Y, A), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize(("activation", "loss"), [("softmax", "categorical_crossentropy"),
+                                                  ("sigmoid", "binary_crossentropy")])
+def test_fused_gradient_of_a_confident_output_is_not_subnormal(activation, loss):
+    """An output of 1e-37 (a confident wrong class) divided by the batch size would be
+    subnormal; the gradient stays a normal number and within 1e-19 / n of (a - y) / n."""
+    n, k = 64, 3
+    A = np.full((n, k), 1e-37, np.float32)
+    A[:, 0] = 1.0 - 2e-37
+    Y = np.zeros((n, k), np.float32)
+    Y[:, 0] = 1.0
+    out = np.empty_like(A)
+    FUSED[(activation, loss)](Y, A, out)
+    size = n if loss == "categorical_crossentropy" else n * k
+    tiny = np.finfo(np.float32).tiny
+    assert np.all((out == 0) | (np.abs(out) >= tiny))
+    np.testing.assert_allclose(out, (A.astype(np.float64) - Y) / size, rtol=0, atol=2e-19 / size)

@@ -182,3 +182,48 @@ def test_defaults_are_torch_defaults():
 def test_bad_hyperparameters_are_rejected(name, hp, match):
     with pytest.raises(ValueError, match=match):
         OPTIMIZERS[name](np.zeros(3), **hp)
+
+
+@pytest.mark.parametrize(("name", "hp"), [
+    ("sgd", {"lr": 0.01, "momentum": 0.9}),
+    ("adam", {"lr": 0.01}),
+    ("rmsprop", {"lr": 0.01, "alpha": 0.9, "momentum": 0.5}),
+])
+def test_subnormal_state_is_flushed_without_changing_the_parameters(name, hp, monkeypatch):
+    """A parameter whose gradient turns to zero (a unit that stopped firing) lets its
+    momentum and moments decay into subnormal numbers; every FLUSH_EVERY steps they are
+    zeroed, and the parameters come out exactly as without the flush."""
+    import runner.optimizers as optimizers
+
+    tiny = np.finfo(np.float32).tiny
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(64).astype(np.float32)
+    g = rng.standard_normal(64).astype(np.float32)
+
+    def run(flush_every):
+        monkeypatch.setattr(optimizers, "FLUSH_EVERY", flush_every)
+        params = start.copy()
+        opt = OPTIMIZERS[name](params, **hp)
+        grads = g.copy()
+        for t in range(1, 3201):
+            if t == 5:
+                grads[:32] = 0.0  # half the parameters stop receiving gradient
+            opt.step(grads)
+        state = [b for b in (getattr(opt, k, None) for k in ("_v", "_m", "_b")) if b is not None]
+        return params, state
+
+    flushed, state = run(optimizers.FLUSH_EVERY)
+    kept, kept_state = run(10**9)
+    subnormal = [int(np.sum((b != 0) & (np.abs(b) < tiny))) for b in kept_state]
+    assert max(subnormal) > 0  # without the flush the state does go subnormal
+    assert all(int(np.sum((b != 0) & (np.abs(b) < tiny))) == 0 for b in state)
+    np.testing.assert_array_equal(flushed, kept)
+
+
+def test_flush_keeps_nan_and_infinity():
+    params = np.zeros(4, np.float32)
+    opt = OPTIMIZERS["sgd"](params, lr=0.1, momentum=0.9)
+    opt.t = 32  # a flushing step
+    buf = np.array([np.nan, np.inf, 1e-40, 1.0], np.float32)
+    opt._flush(buf)
+    assert np.isnan(buf[0]) and buf[1] == np.inf and buf[2] == 0.0 and buf[3] == 1.0
