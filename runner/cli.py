@@ -99,6 +99,9 @@ set_option = click.option(
 @guarded
 def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
+    from runner import digests
+
+    digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
     from runner import experiment
 
     if scheduler and workers > 1:

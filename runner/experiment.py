@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner import atomic, build, data, runs, train, weights
+from runner.digests import DigestCache
 from runner.errors import RunFailed, UserError, located
 from runner.predictions import PredictionWriter
 
@@ -38,6 +39,7 @@ class Plan:
     digests: dict
     id: str
     folder: str
+    cache: DigestCache | None = None  # remembers the digests once the run folder exists
 
     @property
     def status(self):
@@ -47,7 +49,7 @@ class Plan:
 def plan(config, out="runs", cache=None):
     """The Plan of `config`: its resolved form, input digests, id and folder."""
     tree = resolved(config)
-    cache = cache or runs.DigestCache(out)
+    cache = cache or DigestCache(out)
     digests = {}
     for key, path in runs.input_files(tree).items():
         try:
@@ -57,7 +59,7 @@ def plan(config, out="runs", cache=None):
         except IsADirectoryError:
             raise UserError(f"{path} is a folder, not a file", key) from None
     run_id = runs.run_id(tree, digests)
-    return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id))
+    return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id), cache)
 
 
 @dataclass
@@ -79,6 +81,8 @@ def execute(p, force=False, on_epoch=None):
     folder = runs.RunFolder(p.folder)
     try:
         folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
+        if p.cache is not None:
+            p.cache.save()
         metrics = compute(p.config, folder, on_epoch)
         folder.finish("complete", metrics=metrics)
     except KeyboardInterrupt:

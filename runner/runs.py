@@ -16,12 +16,11 @@ import time
 import numpy as np
 
 from runner import atomic
-from runner.data import file_sha256
+from runner.digests import file_sha256
 from schemas import PATH_KEYS
 from schemas.yamlread import dump
 
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
-DIGEST_CACHE = ".digests.json"
 
 
 def get_key(tree, dotted):
@@ -47,37 +46,6 @@ def input_files(resolved):
     """{dotted key: path} of every file a resolved config (a dict) reads."""
     files = {key: get_key(resolved, key) for key in PATH_KEYS}
     return {key: path for key, path in files.items() if path is not None}
-
-
-class DigestCache:
-    """sha256 of input files, remembered by (path, size, mtime_ns) as git's index does,
-    so a rerun does not hash a large data file again. Kept in `<out>/.digests.json`."""
-
-    def __init__(self, out):
-        self.file = os.path.join(out, DIGEST_CACHE)
-        try:
-            with open(self.file) as f:
-                self.entries = json.load(f)
-        except (OSError, ValueError):
-            self.entries = {}
-        self.dirty = False
-
-    def digest(self, path):
-        path = os.path.abspath(path)
-        st = os.stat(path)
-        key = [st.st_size, st.st_mtime_ns]
-        entry = self.entries.get(path)
-        if entry and entry[:2] == key:
-            return entry[2]
-        value = file_sha256(path)
-        self.entries[path] = key + [value]
-        self.dirty = True
-        return value
-
-    def save(self):
-        if self.dirty and os.path.isdir(os.path.dirname(self.file)):
-            atomic.write_text(self.file, json.dumps(self.entries, indent=0))
-            self.dirty = False
 
 
 def run_id(resolved, digests):

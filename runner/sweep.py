@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runner import atomic, experiment, runs
+from runner.digests import DigestCache
 from runner.errors import RunFailed, UserError
 
 
@@ -59,7 +60,7 @@ def trials(config, out):
     base = config.model_dump(mode="json")
     base.pop("sweep")
     seeds = config.sweep.seeds or [config.seed]
-    cache = runs.DigestCache(out)
+    cache = DigestCache(out)
     found = []
     for values in points(config.sweep, config.seed):
         for seed in seeds:
