@@ -54,6 +54,8 @@ class DigestCache:
                 self.entries = json.load(f)
         except (OSError, ValueError):
             self.entries = {}
+        if not isinstance(self.entries, dict):  # not ours, or damaged: start afresh
+            self.entries = {}
         self.dirty = False
 
     def cached(self, path, key):

@@ -106,3 +106,13 @@ def test_hostile_configs_give_no_paths_and_no_error(tmp_path, text):
     config = tmp_path / "c.yaml"
     config.write_text(text)
     assert digests.config_paths(config) == []
+
+
+@pytest.mark.parametrize("text", ["[]", "{\"x\": 1", "null", "{\"/a\": [1, 2]}"])
+def test_a_damaged_cache_file_is_ignored(project, tmp_path, text):
+    """A .digests.json that is not a mapping of [size, mtime, digest] is no cache hit."""
+    config, data = project
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / digests.DIGEST_CACHE).write_text(text)
+    assert digests.DigestCache(out).digest(data) == sha(data.read_bytes())
