@@ -218,7 +218,7 @@ def softmax(Z, out, tmp=None):
     Leaves the shift c in tmp[:, 0] and the row sum of exp(z - c) in tmp[:, 1] (for two
     units or more), from which the cross-entropy's value follows cheaply."""
     t = _scratch(tmp, Z)
-    n, k = Z.shape
+    k = Z.shape[1]
     shift, total = t[:, :1], t[:, 1:2] if k > 1 else t[:, :1]  # (n, 1) each
     bound = _softmax_bound(k, Z.dtype)
     if Z.size and -bound <= np.minimum.reduce(Z, axis=None) and np.maximum.reduce(Z, axis=None) <= bound:

@@ -6,13 +6,13 @@ Formats (SPEC §3): `.csv` with a header row (features and targets are column na
 (`targets_path`); `.npz` with features and targets as array names (default "x").
 """
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from runner import digests
 from runner.errors import DataError, UserError
 from runner.readers import CsvReader, array_blocks, open_array, read_array
 
@@ -349,13 +349,8 @@ class Scaler:
 
 
 def file_sha256(path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h, buf = hashlib.sha256(), bytearray(1 << 20)
-    view = memoryview(buf)
+    """Hex sha256 of a file; a missing file is a DataError."""
     try:
-        with open(path, "rb") as f:
-            while n := f.readinto(buf):
-                h.update(view[:n])
+        return digests.file_sha256(path)
     except FileNotFoundError:
         raise DataError(path, "no such file") from None
-    return h.hexdigest()
