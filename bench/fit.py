@@ -51,7 +51,7 @@ class Yamlnet:
     """The library's own fit loop (runner.train.fit), one epoch per call."""
 
     def __init__(self, X, y, layers, optimizer, batch, seed=0, cfg=None):
-        from runner import build
+        from runner.runs import build
 
         cfg = cfg or config(X.shape[1], layers, optimizer, batch, seed=seed)
         init_rng, _, self.rng = build.generators(seed)
@@ -63,7 +63,7 @@ class Yamlnet:
         self.X, self.Y = X, np.eye(layers[-1][0], dtype=np.float32)[y]
 
     def epoch(self):
-        from runner import train
+        from runner.engine import train
 
         result = train.fit(self.net, self.optimizer, self.X, self.Y, self.spec, self.rng)
         return result.history[0]["seconds"]
@@ -203,7 +203,7 @@ def digits(root, seeds, epochs=60):
     out) fitted by yamlnet on each seed's split; the same rows, scaling, layers, optimizer,
     batch size and epochs given to MLPClassifier and to PyTorch. Returns the mean
     validation accuracy over `seeds` and the median seconds per epoch of each."""
-    from runner import build
+    from runner.runs import build
     from schemas import load_config
 
     accs, seconds = {}, {}

@@ -21,7 +21,7 @@ def network(d, layers=LAYERS, seed=0):
     """A yamlnet Network with initial weights drawn as `yamlnet run` would."""
     from fit import config
 
-    from runner import build
+    from runner.runs import build
 
     cfg = config(d, layers, "adam", 64, seed=seed)
     net = build.network(cfg, d)
@@ -38,7 +38,7 @@ def yamlnet_memory(net, X, batch=BATCH):
 
 def yamlnet_npy(net, path, batch=BATCH):
     """The streaming reader (block reads of the .npy) feeding the forward pass."""
-    from runner import data
+    from runner.io import data
 
     started = time.perf_counter()
     for X in data.stream(path, batch_size=batch, dtype="float32"):

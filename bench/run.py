@@ -194,7 +194,7 @@ def e2e_case(rep, args, tmp, big, fwd):
 
 def csv_cases(rep, args, tmp):
     """Load a 100,000 x 100 CSV (data.load, as a fit does) and `predict` from it."""
-    from runner import data
+    from runner.io import data
 
     n = 20_000 if args.quick else 100_000
     path = os.path.join(tmp, "table.csv")
@@ -211,7 +211,7 @@ def csv_cases(rep, args, tmp):
     times = []
     for _ in range(args.repeats + 1):
         started = time.perf_counter()
-        from runner.experiment import predict
+        from runner.runs.experiment import predict
         predict(net, path, out, fmt="csv")
         times.append(time.perf_counter() - started)
     rep.row(f"predict {n // 1000}k csv -> csv", "s", yamlnet=median(times),

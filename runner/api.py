@@ -11,9 +11,10 @@
 import os
 import tempfile
 
-from runner import build, data, experiment, runs, weights
 from runner.errors import UserError
-from runner.experiment import execute, plan  # noqa: F401  (re-exported)
+from runner.io import data, weights
+from runner.runs import build, experiment, folders
+from runner.runs.experiment import execute, plan  # noqa: F401  (re-exported)
 from schemas import ConfigError, load_config, load_config_dict  # noqa: F401  (re-exported)
 
 
@@ -35,7 +36,7 @@ def _run_info(run_dir):
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: no such run folder (expected <out>/<name>/<id>/ "
                         "made by yamlnet run)")
-    info = runs.read_info(run_dir)
+    info = folders.read_info(run_dir)
     if not info:
         raise UserError(f"{run_dir}: not a run folder (no readable run.json); expected "
                         "<out>/<name>/<id>/ made by yamlnet run")
@@ -95,8 +96,8 @@ def verify(run_dir):
         p = plan(config, out=tmp)
         execute(p, force=True)
         report = {"id": p.id == info.get("id")}
-        for name in runs.OUTPUTS:
+        for name in folders.OUTPUTS:
             mine, fresh = os.path.join(run_dir, name), os.path.join(p.folder, name)
             if os.path.exists(mine) or os.path.exists(fresh):
-                report[name] = runs.output_digest(mine) == runs.output_digest(fresh)
+                report[name] = folders.output_digest(mine) == folders.output_digest(fresh)
     return report

@@ -1,7 +1,8 @@
 """`validate` and `summary`: what can be said of a config without running it."""
 
-from runner import build, data
 from runner.errors import DataError, UserError
+from runner.io import data
+from runner.runs import build
 
 
 def check(path, overrides=(), check_data=False):

@@ -99,10 +99,10 @@ set_option = click.option(
 @guarded
 def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
-    from runner import digests
+    from runner.io import digests
 
     digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
-    from runner import experiment
+    from runner.runs import experiment
 
     if scheduler and workers > 1:
         raise click.UsageError("give --workers N (local processes) or --scheduler ADDRESS "
@@ -126,7 +126,7 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
 
 def _sweep(config, out, workers, scheduler, force, dry_run, quiet):
     """Run every trial of a sweep, then write sweep.csv and print the ranking."""
-    from runner import sweep
+    from runner.runs import sweep
 
     found = sweep.trials(config, out)
     keys = list(found[0].values) if found else []

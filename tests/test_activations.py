@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from runner.activations import ACTIVATIONS, DERIVATIVES, erf, erfc
+from runner.engine.activations import ACTIVATIONS, DERIVATIVES, erf, erfc
 
 NAMES = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
          "silu", "softmax"]
@@ -190,7 +190,7 @@ def test_softmax_paths_agree(dtype):
     """Logits within the bound take the path without the row max; shifted by a
     constant (softmax is shift-invariant) past the bound they take the shifted path.
     Both match the float64 reference, and neither gives a subnormal probability."""
-    from runner.activations import _softmax_bound
+    from runner.engine.activations import _softmax_bound
 
     rng = np.random.default_rng(5)
     k = 10

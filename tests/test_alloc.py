@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from runner import train
-from runner.network import Network
-from runner.optimizers import OPTIMIZERS
+from runner.engine import train
+from runner.engine.network import Network
+from runner.engine.optimizers import OPTIMIZERS
 
 LIMIT = 160 * 1024  # bytes; one (8192, 10) float32 temporary is 320 KiB
 K = 10  # outputs

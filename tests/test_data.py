@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from runner import data, readers
 from runner.errors import DataError
+from runner.io import data, readers
 
 
 def write_csv(path, header, rows, newline="\n"):
@@ -326,7 +326,7 @@ m.flush()
     subprocess.run([sys.executable, "-c", make], check=True)
     run = f"""
 import json, resource
-from runner import data
+from runner.io import data
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rows, total = 0, 0.0
 for X in data.stream({str(path)!r}, batch_size=4096):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from runner import digests
+from runner.io import digests
 from schemas import PATH_KEYS
 
 
@@ -83,7 +83,7 @@ def test_files_the_cache_knows_are_not_hashed(project, tmp_path, monkeypatch):
 def test_a_run_remembers_its_input_digests(project, tmp_path):
     """After one `run`, the digest of its data file is in <out>/.digests.json, keyed by
     the file's size and mtime, so the next run does not hash it again."""
-    from runner import experiment
+    from runner.runs import experiment
     from schemas import load_config
 
     config, data = project

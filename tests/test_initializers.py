@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from runner.initializers import INITIALIZERS
+from runner.engine.initializers import INITIALIZERS
 
 FAN_IN, FAN_OUT = 400, 600
 SHAPE = (FAN_IN, FAN_OUT)

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from runner.activations import ACTIVATIONS, DERIVATIVES
-from runner.losses import FUSED, LOSS_DERIVATIVES, LOSSES, METRICS
+from runner.engine.activations import ACTIVATIONS, DERIVATIVES
+from runner.engine.losses import FUSED, LOSS_DERIVATIVES, LOSSES, METRICS
 
 N, K = 6, 3
 

@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 import pytest
 
-from runner.losses import LOSSES
-from runner.network import Network
+from runner.engine.losses import LOSSES
+from runner.engine.network import Network
 from schemas import ACTIVATION_NAMES
 
 OUTPUT_FOR_LOSS = {  # the output activations each loss is used with

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from runner.optimizers import OPTIMIZERS
+from runner.engine.optimizers import OPTIMIZERS
 
 # A fixed linear least-squares problem: X (20, 3) @ W (3, 2) + b (2,) ~ Y (20, 2),
 # with the parameters kept as views into one flat buffer, as the network does.
@@ -193,7 +193,7 @@ def test_subnormal_state_is_flushed_without_changing_the_parameters(name, hp, mo
     """A parameter whose gradient turns to zero (a unit that stopped firing) lets its
     momentum and moments decay into subnormal numbers; every FLUSH_EVERY steps they are
     zeroed, and the parameters come out exactly as without the flush."""
-    import runner.optimizers as optimizers
+    import runner.engine.optimizers as optimizers
 
     tiny = np.finfo(np.float32).tiny
     rng = np.random.default_rng(3)

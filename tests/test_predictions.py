@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from runner.predictions import PredictionWriter, labels_path
+from runner.io.predictions import PredictionWriter, labels_path
 
 
 def awkward(dtype, rows=1000, k=3, seed=0):

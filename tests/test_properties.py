@@ -18,8 +18,8 @@ from conftest import CONFIGS, write, yamlnet
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from runner import experiment, runs
 from runner.errors import UserError
+from runner.runs import experiment, folders
 from schemas import (
     ACTIVATION_NAMES,
     INIT_NAMES,
@@ -204,7 +204,7 @@ def assert_round_trip(config, out):
         first = experiment.plan(config, out)
     except UserError:  # a data path the mutation changed: there is nothing to run
         return
-    run = runs.RunFolder(first.folder)
+    run = folders.RunFolder(first.folder)
     run.start(first.resolved, {"id": first.id, "seed": config.seed, "inputs": first.digests})
     again = load_config(run.file("config.yaml"))
     assert experiment.plan(again, out).id == first.id

@@ -120,7 +120,7 @@ def consistent(folder):
     info = json.loads((Path(folder) / "run.json").read_text())
     if info["status"] != "complete":
         return True
-    from runner.runs import output_digest
+    from runner.runs.folders import output_digest
 
     return all(output_digest(str(Path(folder) / name)) == digest
                for name, digest in info["sha256"].items())

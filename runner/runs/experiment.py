@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runner import atomic, build, data, runs, train, weights
-from runner.digests import DigestCache
+from runner.engine import train
 from runner.errors import RunFailed, UserError, located
-from runner.predictions import PredictionWriter
+from runner.io import atomic, data, weights
+from runner.io.digests import DigestCache
+from runner.io.predictions import PredictionWriter
+from runner.runs import build, folders
 
 
 def resolved(config):
@@ -25,8 +27,8 @@ def resolved(config):
     tree = config.model_dump(mode="json")
     if tree.get("sweep") is None:
         tree.pop("sweep", None)
-    for key, path in runs.input_files(tree).items():
-        runs.set_key(tree, key, os.path.abspath(path))
+    for key, path in folders.input_files(tree).items():
+        folders.set_key(tree, key, os.path.abspath(path))
     return tree
 
 
@@ -43,7 +45,7 @@ class Plan:
 
     @property
     def status(self):
-        return runs.describe(self.folder)
+        return folders.describe(self.folder)
 
 
 def plan(config, out="runs", cache=None):
@@ -51,14 +53,14 @@ def plan(config, out="runs", cache=None):
     tree = resolved(config)
     cache = cache or DigestCache(out)
     digests = {}
-    for key, path in runs.input_files(tree).items():
+    for key, path in folders.input_files(tree).items():
         try:
             digests[key] = cache.digest(path)
         except FileNotFoundError:
             raise UserError(f"file not found: {path}", key) from None
         except IsADirectoryError:
             raise UserError(f"{path} is a folder, not a file", key) from None
-    run_id = runs.run_id(tree, digests)
+    run_id = folders.run_id(tree, digests)
     return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id), cache)
 
 
@@ -77,8 +79,8 @@ def execute(p, force=False, on_epoch=None):
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
     if p.status == "complete" and not force:
-        return Outcome(p.folder, p.id, "skipped", runs.read_info(p.folder).get("metrics", {}))
-    folder = runs.RunFolder(p.folder)
+        return Outcome(p.folder, p.id, "skipped", folders.read_info(p.folder).get("metrics", {}))
+    folder = folders.RunFolder(p.folder)
     try:
         folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
         if p.cache is not None:
@@ -239,6 +241,6 @@ def write_history(path, rows):
 def plot_history(path, rows):
     """loss.png: training and validation loss per epoch (drawn by runner.plot, not
     matplotlib, whose import alone would take longer than a small fit)."""
-    from runner.plot import losses_png
+    from runner.io.plot import losses_png
 
     atomic.write_bytes(path, losses_png(rows))

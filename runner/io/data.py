@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner import digests
 from runner.errors import DataError, UserError
-from runner.readers import CsvReader, array_blocks, open_array, read_array
+from runner.io import digests
+from runner.io.readers import CsvReader, array_blocks, open_array, read_array
 
 FORMATS = (".csv", ".npy", ".npz")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runner.engine.losses import LOSSES, METRICS
 from runner.errors import RunFailed
-from runner.losses import LOSSES, METRICS
 
 MAXIMIZED = ("accuracy", "r2")  # metrics where larger is better; all else is minimized
 EVAL_BATCH = 4096

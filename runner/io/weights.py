@@ -10,8 +10,8 @@ import zipfile
 
 import numpy as np
 
-from runner import atomic
 from runner.errors import UserError
+from runner.io import atomic
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

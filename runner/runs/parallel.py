@@ -18,8 +18,9 @@ import threading
 import time
 from contextlib import contextmanager
 
-from runner import atomic, experiment, runs
 from runner.errors import RunFailed, UserError
+from runner.io import atomic
+from runner.runs import experiment, folders
 
 
 def in_processes(found, workers, force, on_trial=None):
@@ -108,7 +109,7 @@ def _watch_parent(parent):
 
 def local_trial(resolved, out, force):
     """In a worker process: plan and run one trial from its resolved config (a dict)."""
-    from runner.sweep import run_trial
+    from runner.runs.sweep import run_trial
     from schemas import load_config_dict
 
     _worker["busy"] = True
@@ -128,13 +129,13 @@ def remote_trial(resolved, inputs):
     tmp = tempfile.mkdtemp(prefix="yamlnet-trial-")
     try:
         tree = copy.deepcopy(resolved)
-        for i, (key, path) in enumerate(runs.input_files(tree).items()):
+        for i, (key, path) in enumerate(folders.input_files(tree).items()):
             local = os.path.join(tmp, f"{i}-{os.path.basename(path)}")
             with open(local, "wb") as f:
                 f.write(inputs[path])
-            runs.set_key(tree, key, local)
+            folders.set_key(tree, key, local)
         config = load_config_dict(tree, source="trial")
-        folder = runs.RunFolder(os.path.join(tmp, "out"))
+        folder = folders.RunFolder(os.path.join(tmp, "out"))
         os.makedirs(folder.path)
         status, metrics, error = "complete", {}, None
         try:
@@ -154,7 +155,7 @@ def _land(trial, result):
     """On the client: write a trial's returned files into its run folder."""
     status, metrics, info, error, files = result
     p = trial.plan
-    folder = runs.RunFolder(p.folder)
+    folder = folders.RunFolder(p.folder)
     try:
         folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
         for name, data in files.items():
@@ -201,7 +202,7 @@ def on_dask(found, address, force, on_trial=None):
                 outcomes[i] = experiment.Outcome(trial.plan.folder, trial.plan.id, "skipped")
             else:
                 todo.append(i)
-        paths = {path for i in todo for path in runs.input_files(found[i].plan.resolved).values()}
+        paths = {path for i in todo for path in folders.input_files(found[i].plan.resolved).values()}
         blobs = {}
         for path in paths:
             with open(path, "rb") as f:
@@ -209,7 +210,7 @@ def on_dask(found, address, force, on_trial=None):
         shipped = client.scatter(blobs, broadcast=True) if blobs else {}
         futures = {}
         for i in todo:
-            mine = {p: shipped[p] for p in runs.input_files(found[i].plan.resolved).values()}
+            mine = {p: shipped[p] for p in folders.input_files(found[i].plan.resolved).values()}
             futures[client.submit(remote_trial, found[i].plan.resolved, mine, pure=False)] = i
         for future in as_completed(futures):
             i = futures[future]

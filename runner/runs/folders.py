@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from runner import atomic
-from runner.digests import file_sha256
+from runner.io import atomic
+from runner.io.digests import file_sha256
 from schemas import PATH_KEYS
 from schemas.yamlread import dump
 

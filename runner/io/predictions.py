@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from runner.atomic import atomic_path
+from runner.io.atomic import atomic_path
 
 ROUND_TRIP = {"float32": "%.9g", "float64": "%.17g"}
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner import atomic, experiment, runs
-from runner.digests import DigestCache
 from runner.errors import RunFailed, UserError
+from runner.io import atomic
+from runner.io.digests import DigestCache
+from runner.runs import experiment, folders
 
 
 @dataclass
@@ -88,7 +89,7 @@ def run_trial(plan, force=False):
 def run(found, force=False, workers=1, scheduler=None, on_trial=None):
     """Run the trials (skipping complete ones unless force) sequentially, in `workers`
     local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order."""
-    from runner import parallel
+    from runner.runs import parallel
 
     if scheduler:
         return parallel.on_dask(found, scheduler, force, on_trial)
@@ -107,7 +108,7 @@ def table(found, outcomes):
     status, seconds."""
     rows = []
     for trial, outcome in zip(found, outcomes):
-        info = runs.read_info(trial.plan.folder)
+        info = folders.read_info(trial.plan.folder)
         status = info.get("status", outcome.status)
         row = {"id": trial.plan.id, "seed": trial.seed, **trial.values}
         row.update(info.get("metrics") or {})

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner import data, weights
+from runner.engine.network import Network
+from runner.engine.optimizers import OPTIMIZERS
 from runner.errors import DataError, UserError, located
-from runner.network import Network
-from runner.optimizers import OPTIMIZERS
+from runner.io import data, weights
 from schemas.config import MAX_PARAMETER_BYTES
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 
-from runner import atomic
+from runner.io import atomic
 
 # The config keys that name input files; tests check that they match schemas.PATH_KEYS.
 PATH_KEYS = ("data.path", "data.targets_path", "data.validation_path", "model.weights",

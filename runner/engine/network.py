@@ -13,9 +13,9 @@ from functools import partial
 
 import numpy as np
 
-from runner.activations import ACTIVATIONS, DERIVATIVES
+from runner.engine.activations import ACTIVATIONS, DERIVATIVES
+from runner.engine.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES
 from runner.errors import UserError
-from runner.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES
 
 THREAD_ROWS = 1024  # a forward batch of at least 2 * THREAD_ROWS rows is split in two halves
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -87,7 +87,7 @@ class Network:
     def initialize(self, rng, inits):
         """Draw every parameter. inits: [(weight (name, params), bias (name, params))]
         per layer; draws W then b, layer by layer, from `rng` in float64, then casts."""
-        from runner.initializers import INITIALIZERS
+        from runner.engine.initializers import INITIALIZERS
 
         for i, (w_init, b_init) in enumerate(inits):
             fan_in, fan_out = self.W[i].shape

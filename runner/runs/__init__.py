@@ -1,0 +1,2 @@
+"""Experiments: a validated config turned into engine objects (build), run folders,
+sweeps, and their parallel and Dask execution."""
