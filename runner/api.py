@@ -1,21 +1,64 @@
-"""The Python API: everything the CLI does, callable from a notebook.
+"""The Python API: every command of the CLI is one call here that returns data.
 
     from runner import api
     config = api.load_config("configs/xor.yaml", overrides=["train.epochs=500"])
     outcome = api.run(config, out="runs")          # fit or forward into a run folder
+    result = api.run(api.load_config("configs/xor_sweep.yaml"))  # a sweep: SweepResult
     net = api.build_network(config)                # a Network with initial weights
     A = net.forward(X)                             # X (n, inputs) -> (n, outputs)
     api.predict_run("runs/xor/<id>", "new.csv")    # apply a finished run to new data
+
+Errors: `ConfigError` for a config that does not validate, `UserError` for any other
+mistake in the input (a data file, a run folder), `RunFailed` for a run that failed.
 """
 
 import os
 import tempfile
 
-from runner.errors import UserError
+from runner import checks
+from runner.errors import RunFailed, UserError  # noqa: F401  (re-exported)
 from runner.io import data, weights
-from runner.runs import build, experiment, folders
-from runner.runs.experiment import execute, plan  # noqa: F401  (re-exported)
-from schemas import ConfigError, load_config, load_config_dict  # noqa: F401  (re-exported)
+from runner.runs import build, experiment, folders, sweep
+from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
+from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
+from schemas import ConfigError, json_schema, load_config, load_config_dict  # noqa: F401
+from schemas.config import PREDICT_BATCH
+
+
+def plan(config, out="runs"):
+    """What `run` would do, running nothing: the Plan of a config (its id, folder and
+    status), or for a config with a `sweep` section the list of its Trials."""
+    if config.sweep is not None:
+        return sweep.trials(config, out)
+    return experiment.plan(config, out)
+
+
+def run(config, out="runs", force=False, workers=1, scheduler=None, on_epoch=None,
+        on_trial=None):
+    """Fit or forward `config` into `<out>/<name>/<id>/` and return its Outcome; a config
+    with a `sweep` section runs every trial (in `workers` local processes, or on the Dask
+    scheduler at `scheduler`), writes `<out>/<name>/sweep.csv` and returns a SweepResult.
+    on_epoch(row) follows a single fit; on_trial(outcome) follows a sweep's trials."""
+    if config.sweep is not None:
+        return sweep.execute(config, out, force, workers, scheduler, on_trial)
+    return execute(experiment.plan(config, out), force=force, on_epoch=on_epoch)
+
+
+def validate(path, overrides=(), check_data=False):
+    """Check a config file (and with check_data its data files against the network).
+    Returns (text, problems): the report to show (None when valid) and a list of
+    {file, line, column, path, message} dicts."""
+    return checks.check(path, overrides, check_data)
+
+
+def summary(config):
+    """The layer table of `config` as text: output shapes, parameters and FLOPs per row."""
+    return checks.summary(config)
+
+
+def schema():
+    """The JSON Schema of a config file."""
+    return json_schema()
 
 
 def build_network(config, n_inputs=None):
@@ -24,11 +67,6 @@ def build_network(config, n_inputs=None):
     net = build.network(config, n_inputs or build.n_inputs(config))
     build.initial_weights(net, config, build.generators(config.seed)[0])
     return net
-
-
-def run(config, out="runs", force=False, on_epoch=None):
-    """Fit or forward `config` into `<out>/<name>/<id>/`; returns an Outcome."""
-    return execute(plan(config, out), force=force, on_epoch=on_epoch)
 
 
 def _run_info(run_dir):
@@ -66,7 +104,7 @@ def load_run(run_dir):
     return config, net, arrays, info
 
 
-def predict_run(run_dir, data_path, out=None, batch_size=4096):
+def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH):
     """Apply the finished run in `run_dir` to `data_path` (with its scaling and class
     list); writes .csv or .npy by the extension of `out`. Returns the output path."""
     config, net, arrays, info = load_run(run_dir)
@@ -93,7 +131,7 @@ def verify(run_dir):
     info = _run_info(run_dir)
     config = _run_config(run_dir)
     with tempfile.TemporaryDirectory(prefix="yamlnet-verify-") as tmp:
-        p = plan(config, out=tmp)
+        p = experiment.plan(config, out=tmp)
         execute(p, force=True)
         report = {"id": p.id == info.get("id")}
         for name in folders.OUTPUTS:

@@ -1,5 +1,6 @@
 """`validate` and `summary`: what can be said of a config without running it."""
 
+from runner import text
 from runner.errors import DataError, UserError
 from runner.io import data
 from runner.runs import build
@@ -58,15 +59,9 @@ def summary(config):
         rows.append((f"layers.{i}", layer.activation.name, f"(batch, {layer.units})",
                      params, flops))
     head = ("layer", "activation", "output shape", "params", "FLOPs/row")
-    table = [head] + [(a, b, c, f"{d:,}", f"{e:,}") for a, b, c, d, e in rows]
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
-    lines = [f'model "{config.name}" ({config.dtype})']
-    for j, r in enumerate(table):
-        cells = [str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in
-                 enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[-1]))
+    body = [(a, b, c, f"{d:,}", f"{e:,}") for a, b, c, d, e in rows]
+    lines = [f'model "{config.name}" ({config.dtype})'] + text.table(head, body, right=(3, 4),
+                                                                     rule=True)
     total = sum(r[3] for r in rows)
     itemsize = 4 if config.dtype == "float32" else 8
     lines.append("-" * len(lines[1]))

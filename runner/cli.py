@@ -6,13 +6,15 @@ traceback); 1 a run that failed; 130 interrupted.
 """
 
 import json
-import os
 import sys
 
 import click
 
 from runner import progress
 from runner.errors import RunFailed, UserError
+
+PREDICT_BATCH = 4096  # schemas.config.PREDICT_BATCH (a test keeps them equal; importing it
+# here would load pydantic before the input hashing starts)
 
 
 class BadInput(click.ClickException):
@@ -102,20 +104,26 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
     from runner.io import digests
 
     digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
-    from runner.runs import experiment
+    from runner import api
 
     if scheduler and workers > 1:
         raise click.UsageError("give --workers N (local processes) or --scheduler ADDRESS "
                                "(a Dask cluster), not both")
     config = load(config_path, overrides)
-    if config.sweep is not None:
-        return _sweep(config, out, workers, scheduler, force, dry_run, quiet)
-    p = experiment.plan(config, out)
     if dry_run:
-        click.echo(f"{p.id}  {p.status:<9}  {p.folder}")
+        found = api.plan(config, out)
+        for t in found if isinstance(found, list) else []:
+            values = "  ".join(f"{k}={v}" for k, v in t.values.items())
+            click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}  {values}")
+        if not isinstance(found, list):
+            click.echo(f"{found.id}  {found.status:<9}  {found.folder}")
         return
+    if config.sweep is not None:
+        with progress.trials(config, out, quiet) as on_trial:
+            result = api.run(config, out, force, workers, scheduler, on_trial=on_trial)
+        return _report_sweep(result)
     with progress.epochs(config, quiet) as on_epoch:
-        outcome = experiment.execute(p, force=force, on_epoch=on_epoch)
+        outcome = api.run(config, out, force, on_epoch=on_epoch)
     if outcome.status == "skipped":
         click.echo(f"skipped (already complete): {outcome.folder}  (--force redoes it)")
     else:
@@ -124,32 +132,16 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
         click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
 
 
-def _sweep(config, out, workers, scheduler, force, dry_run, quiet):
-    """Run every trial of a sweep, then write sweep.csv and print the ranking."""
-    from runner.runs import sweep
+def _report_sweep(result):
+    """The sweep's counts and ranking; exit 1 when a trial failed."""
+    from runner import text
 
-    found = sweep.trials(config, out)
-    keys = list(found[0].values) if found else []
-    if dry_run:
-        for t in found:
-            values = "  ".join(f"{k}={v}" for k, v in t.values.items())
-            click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}  {values}")
-        return
-    with progress.trials(len(found), quiet) as on_trial:
-        outcomes = sweep.run(found, force, workers, scheduler, on_trial)
-    rows = sweep.table(found, outcomes)
-    folder = os.path.join(out, config.name)
-    sweep.write_csv(os.path.join(folder, "sweep.csv"), rows, keys)
-    spec = config.sweep
-    sweep.plot(os.path.join(folder, "sweep.png"), rows, keys, spec.metric)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "failed")}
-    ran = sum(o.status != "skipped" for o in outcomes)
-    click.echo(f"{len(found)} trials ({ran} run, {len(found) - ran} already complete; "
-               f"{counts['failed']} failed): {folder}/sweep.csv")
-    click.echo(sweep.format_ranking(sweep.ranking(rows, keys, spec.metric, spec.mode),
-                                    spec.metric, spec.mode))
-    if counts["failed"]:
-        raise Failed(f"{counts['failed']} of {len(found)} trials failed")
+    n = len(result.trials)
+    click.echo(f"{n} trials ({result.ran} run, {n - result.ran} already complete; "
+               f"{result.failed} failed): {result.folder}/sweep.csv")
+    click.echo(text.ranking(result.ranked, result.metric, result.mode))
+    if result.failed:
+        raise Failed(f"{result.failed} of {n} trials failed")
 
 
 def _fmt(value):
@@ -166,11 +158,11 @@ def _fmt(value):
 @guarded
 def validate(files, overrides, check_data, fmt):
     """Check configs; report every problem with its file, line and column."""
-    from runner import checks
+    from runner import api
 
     problems = []
     for path in files:
-        text, found = checks.check(path, overrides, check_data)
+        text, found = api.validate(path, overrides, check_data)
         problems += found
         if fmt == "text":
             click.echo(text if found else f"{path}: ok", err=bool(found))
@@ -183,9 +175,9 @@ def validate(files, overrides, check_data, fmt):
 @cli.command()
 def schema():
     """Print the JSON Schema of the config (for editors)."""
-    from schemas import json_schema
+    from runner import api
 
-    click.echo(json.dumps(json_schema(), indent=2))
+    click.echo(json.dumps(api.schema(), indent=2))
 
 
 @cli.command()
@@ -195,9 +187,9 @@ def schema():
 @guarded
 def summary(config_path, overrides):
     """Print the layer table: output shapes, parameters and FLOPs per row."""
-    from runner import checks
+    from runner import api
 
-    click.echo(checks.summary(load(config_path, overrides)))
+    click.echo(api.summary(load(config_path, overrides)))
 
 
 @cli.command()
@@ -207,7 +199,7 @@ def summary(config_path, overrides):
               help="The data to predict (.csv, .npy, .npz).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Output file (.csv or .npy); default RUN/predictions-<data name>.csv.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True,
               help="Rows per forward minibatch.")
 @guarded
 def predict(run_dir, data_path, out_path, batch_size):

@@ -5,6 +5,7 @@ prints its message and exits 2. `RunFailed` is a run that started and went wrong
 (a loss that diverged): exit 1. Library code raises these and never prints or exits.
 """
 
+import difflib
 from contextlib import contextmanager
 
 
@@ -45,3 +46,12 @@ def located(key):
 
 class RunFailed(Exception):
     """A run that started and failed (a loss that is not finite, for example)."""
+
+
+def did_you_mean(word, options) -> str:
+    """"; did you mean 'relu'?" when `word` is close to one of `options` (ignoring case),
+    else "". The one near-miss hint of every message: config keys, names, columns."""
+    options = [str(o) for o in options]
+    lowered = [o.lower() for o in options]
+    close = difflib.get_close_matches(str(word).lower(), lowered, n=1)
+    return f"; did you mean '{options[lowered.index(close[0])]}'?" if close else ""

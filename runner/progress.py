@@ -43,13 +43,17 @@ def epochs(config, quiet):
 
 
 @contextmanager
-def trials(total, quiet):
-    """Yield an on_trial(outcome) callback that advances a bar over a sweep's trials."""
+def trials(config, out, quiet):
+    """Yield an on_trial(outcome) callback that advances a bar over the trials of the
+    swept `config` (None when quiet or when standard error is not a terminal)."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
     from tqdm import tqdm
 
+    from runner.runs.sweep import count
+
+    total = count(config)
     bar = tqdm(total=total, unit="trial", leave=False, file=sys.stderr)
     try:
         yield lambda outcome: bar.update(1)

@@ -7,13 +7,15 @@ that also accept a plain string (`activation: tanh`) and a few aliases
 `Config` and raise one error carrying every located problem (see `_refuse`).
 """
 
-import difflib
 from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from runner.errors import did_you_mean
+
 MAX_PARAMETER_BYTES = 2 * 1024**3  # a network larger than 2 GiB is refused
+PREDICT_BATCH = 4096  # rows per forward minibatch of predictions, by default
 
 
 class _Strict(BaseModel):
@@ -277,7 +279,7 @@ class Predict(_Strict):
     """What a forward pass runs over (default: data.path) and how predictions are saved."""
 
     path: str | None = None
-    batch_size: int = Field(4096, ge=1)
+    batch_size: int = Field(PREDICT_BATCH, ge=1)
     format: Literal["csv", "npy"] = "csv"
 
 
@@ -340,6 +342,12 @@ class Config(_Strict):
     predict: Predict | None = None
     sweep: Sweep | None = None
 
+    def prediction(self) -> tuple[Predict, str, str]:
+        """(settings, file, key): the predict section (its defaults when absent), the file
+        whose rows are predicted (predict.path, else data.path) and the key naming it."""
+        spec = self.predict or Predict()
+        return (spec, spec.path, "predict.path") if spec.path else (spec, self.data.path, "data.path")
+
     @model_validator(mode="after")
     def _consistent(self):
         problems = self._size_problems()
@@ -380,8 +388,7 @@ class Config(_Strict):
             watched.append((("sweep", "metric"), self.sweep.metric))
         for loc, name in watched:
             if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(name, allowed)
                 problems.append((loc, f"'{name}' is not recorded by this fit{hint} "
                                  f"(one of: {', '.join(allowed)})"))
             elif name.startswith("val_") and not validated and loc[0] == "train":

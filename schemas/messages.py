@@ -6,13 +6,13 @@ data along the loc, keeps what exists, and words each error for a person: what w
 received and what is allowed, with a did-you-mean for near misses.
 """
 
-import difflib
 import re
 from types import UnionType
 from typing import Annotated, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from runner.errors import did_you_mean
 from schemas.config import Config
 
 _NOUNS = {
@@ -57,10 +57,7 @@ def describe(value) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def suggest(word, options) -> str:
-    """"; did you mean 'relu'?" when `word` is close to one of `options`, else ""."""
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+suggest = did_you_mean  # "; did you mean 'relu'?" or ""
 
 
 def dotted(path) -> str:

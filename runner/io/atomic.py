@@ -1,5 +1,7 @@
 """Atomic file writes: a file either appears whole under its name or not at all."""
 
+import csv
+import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -32,3 +34,18 @@ def write_bytes(path, data: bytes):
 def write_text(path, text: str):
     """Write `text` (UTF-8) to `path` atomically."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path, columns, rows):
+    """A CSV file, atomically: the header `columns`, then a line per row (a mapping; a
+    missing key or None is an empty cell); floats in round-trip precision (repr)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    write_text(path, buffer.getvalue())
+
+
+def _cell(value):
+    return repr(value) if isinstance(value, float) else "" if value is None else value

@@ -6,7 +6,6 @@ CSV rows are file lines (the header is row 1); array rows are counted from 1.
 """
 
 import csv
-import difflib
 import math
 import os
 import warnings
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner.errors import DataError
+from runner.errors import DataError, did_you_mean
 
 BLOCK_BYTES = 1 << 23  # about 8 MiB of file read per block
 
@@ -40,12 +39,6 @@ def open_file(path, mode="rb"):
         except UnicodeDecodeError as e:
             raise DataError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
 
-
-def did_you_mean(name, valid):
-    """"; did you mean 'x1'?" when `name` is close to one of `valid` (ignoring case), else ""."""
-    valid = [str(v) for v in valid]
-    close = difflib.get_close_matches(str(name).lower(), [v.lower() for v in valid], n=1)
-    return f"; did you mean {valid[[v.lower() for v in valid].index(close[0])]!r}?" if close else ""
 
 
 # ----------------------------------------------------------------------------- CSV

@@ -5,8 +5,6 @@ a `train` section) or runs a forward pass, then predicts, writing every file ato
 and recording the status in run.json: running -> complete | failed | interrupted.
 """
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -20,6 +18,7 @@ from runner.io import atomic, data, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
 from runner.runs import build, folders
+from schemas.config import PREDICT_BATCH
 
 
 def resolved(config):
@@ -153,9 +152,8 @@ def _fit(config, folder, on_epoch):
 def _forward(config, folder):
     init_rng = build.generators(config.seed)[0]
     d = config.data
-    source = config.predict.path if config.predict and config.predict.path else d.path
+    _, source, key = config.prediction()
     exclude = tuple([d.targets] if isinstance(d.targets, str) else d.targets or ())
-    key = "predict.path" if source != d.path else "data.path"
     with located(key):
         info = data.inspect(source, features=d.features, targets=d.targets)
     build.check_inputs(config, info.n_features, source)
@@ -176,13 +174,12 @@ def _forward(config, folder):
 
 def _check_predict_batch(config):
     """Refuse predict.batch_size when its work buffers would not fit (build.buffer_check)."""
-    spec = config.predict
-    source = spec.path if spec and spec.path else config.data.path
-    batch = min(spec.batch_size if spec else 4096, build.row_bound(source))
-    build.buffer_check(config, batch, "predict.batch_size", spec.format if spec else "csv")
+    spec, source, _ = config.prediction()
+    batch = min(spec.batch_size, build.row_bound(source))
+    build.buffer_check(config, batch, "predict.batch_size", spec.format)
 
 
-def predict(net, source, out, *, fmt="csv", batch_size=4096, scaler=None, classes=None,
+def predict(net, source, out, *, fmt="csv", batch_size=PREDICT_BATCH, scaler=None, classes=None,
             features=None, exclude=()):
     """Stream the rows of `source` through `net` in minibatches of batch_size and write
     the predictions to `out` as they come (SPEC §7). Returns `out`."""
@@ -207,12 +204,10 @@ def predict(net, source, out, *, fmt="csv", batch_size=4096, scaler=None, classe
 
 def _predict_into(folder, net, config, scaler, classes, features, exclude=()):
     """The predictions of a run: predict.path (default data.path) into its folder."""
-    spec = config.predict
-    source = spec.path if spec and spec.path else config.data.path
-    fmt = spec.format if spec else "csv"
-    with located("predict.path" if spec and spec.path else "data.path"):
-        predict(net, source, folder.file("predictions." + fmt), fmt=fmt,
-                batch_size=spec.batch_size if spec else 4096, scaler=scaler, classes=classes,
+    spec, source, key = config.prediction()
+    with located(key):
+        predict(net, source, folder.file("predictions." + spec.format), fmt=spec.format,
+                batch_size=spec.batch_size, scaler=scaler, classes=classes,
                 features=features, exclude=exclude)
 
 
@@ -229,13 +224,7 @@ def history_columns(rows):
 def write_history(path, rows):
     """history.csv: epoch, loss, val_loss, metrics, val_metrics, seconds; floats in
     round-trip precision (repr)."""
-    columns = history_columns(rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns])
-    atomic.write_text(path, buffer.getvalue())
+    atomic.write_csv(path, history_columns(rows), rows)
 
 
 def plot_history(path, rows):

@@ -23,6 +23,29 @@ from runner.io import atomic
 from runner.runs import experiment, folders
 
 
+def run_trial(plan, force=False):
+    """Run one trial where it stands; a failed fit is an outcome, not an exception."""
+    try:
+        return experiment.execute(plan, force=force)
+    except RunFailed as e:
+        return experiment.Outcome(plan.folder, plan.id, "failed", error=str(e))
+
+
+def run(found, force=False, workers=1, scheduler=None, on_trial=None):
+    """Run the trials (skipping complete ones unless force) sequentially, in `workers`
+    local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order."""
+    if scheduler:
+        return on_dask(found, scheduler, force, on_trial)
+    if workers > 1:
+        return in_processes(found, workers, force, on_trial)
+    outcomes = []
+    for trial in found:
+        outcomes.append(run_trial(trial.plan, force))
+        if on_trial:
+            on_trial(outcomes[-1])
+    return outcomes
+
+
 def in_processes(found, workers, force, on_trial=None):
     """Run the trials in `workers` local processes. [Outcome] in trial order.
 
@@ -109,7 +132,6 @@ def _watch_parent(parent):
 
 def local_trial(resolved, out, force):
     """In a worker process: plan and run one trial from its resolved config (a dict)."""
-    from runner.runs.sweep import run_trial
     from schemas import load_config_dict
 
     _worker["busy"] = True

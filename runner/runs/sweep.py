@@ -8,14 +8,15 @@ the process a trial runs in, so results do not depend on --workers or the schedu
 import copy
 import itertools
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from runner.errors import RunFailed, UserError
+from runner.errors import UserError
 from runner.io import atomic
 from runner.io.digests import DigestCache
-from runner.runs import experiment, folders
+from runner.runs import experiment, folders, parallel
 
 
 @dataclass
@@ -53,6 +54,14 @@ def draw(rng, space):
     return arg[int(rng.integers(len(arg)))]
 
 
+def count(config):
+    """How many trials a swept config has (points x seeds), without planning them."""
+    spec = config.sweep
+    n = math.prod(len(values) for values in (spec.grid or {}).values())
+    n *= spec.random.samples if spec.random else 1
+    return n * len(spec.seeds or [config.seed])
+
+
 def trials(config, out):
     """Every trial of a swept config, validated before any runs: [Trial]. A trial whose
     resolved config does not validate is a UserError naming its values."""
@@ -76,31 +85,6 @@ def trials(config, out):
             found.append(Trial(values, seed, experiment.plan(trial, out, cache)))
     cache.save()
     return found
-
-
-def run_trial(plan, force=False):
-    """Run one trial where it stands; a failed fit is an outcome, not an exception."""
-    try:
-        return experiment.execute(plan, force=force)
-    except RunFailed as e:
-        return experiment.Outcome(plan.folder, plan.id, "failed", error=str(e))
-
-
-def run(found, force=False, workers=1, scheduler=None, on_trial=None):
-    """Run the trials (skipping complete ones unless force) sequentially, in `workers`
-    local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order."""
-    from runner.runs import parallel
-
-    if scheduler:
-        return parallel.on_dask(found, scheduler, force, on_trial)
-    if workers > 1:
-        return parallel.in_processes(found, workers, force, on_trial)
-    outcomes = []
-    for trial in found:
-        outcomes.append(run_trial(trial.plan, force))
-        if on_trial:
-            on_trial(outcomes[-1])
-    return outcomes
 
 
 def table(found, outcomes):
@@ -133,31 +117,53 @@ def ranking(rows, keys, metric, mode):
 
 def write_csv(path, rows, keys):
     """sweep.csv: id, seed, swept keys, metrics (the union over trials), status, seconds."""
-    import csv
-    import io
-
     fixed = ["id", "seed", *keys]
     metrics = sorted({k for r in rows for k in r} - set(fixed) - {"status", "seconds"})
     columns = fixed + metrics + ["status", "seconds"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
-    atomic.write_text(path, buffer.getvalue())
+    atomic.write_csv(path, columns, rows)
 
 
-def format_ranking(ranked, metric, mode):
-    """The ranked table as text: rank, swept values, mean ± std of the metric, seeds."""
-    if not ranked:
-        return f"no complete trial reports {metric}"
-    keys = list(ranked[0][0])
-    head = ["rank", *keys, f"{metric} ({mode})", "± std", "seeds"]
-    body = [[str(i), *(str(v[k]) for k in keys), f"{m:.6g}", f"{s:.2g}", str(n)]
-            for i, (v, m, s, n) in enumerate(ranked, start=1)]
-    widths = [max(len(r[j]) for r in [head] + body) for j in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                     for r in [head] + body)
+@dataclass
+class SweepResult:
+    """What a sweep did: its folder (<out>/<name>), the trials and their outcomes (in
+    trial order), the rows of sweep.csv, and the ranking of the swept points."""
+
+    folder: str
+    trials: list
+    outcomes: list
+    rows: list
+    keys: list  # the swept dotted paths
+    metric: str
+    mode: str
+    ranked: list = field(default_factory=list)  # [(values, mean, std, n)], best first
+
+    @property
+    def ran(self):
+        return sum(o.status != "skipped" for o in self.outcomes)
+
+    @property
+    def failed(self):
+        return sum(r["status"] == "failed" for r in self.rows)
+
+
+def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None):
+    """Run every trial of a swept config (skipping complete ones unless force), then
+    write <out>/<name>/sweep.csv (and sweep.png with matplotlib). Returns a SweepResult."""
+    found = trials(config, out)
+    outcomes = parallel.run(found, force, workers, scheduler, on_trial)
+    return summarize(config, out, found, outcomes)
+
+
+def summarize(config, out, found, outcomes):
+    """The SweepResult of finished trials, with sweep.csv (and sweep.png) written."""
+    keys = list(found[0].values) if found else []
+    rows = table(found, outcomes)
+    folder = os.path.join(out, config.name)
+    write_csv(os.path.join(folder, "sweep.csv"), rows, keys)
+    spec = config.sweep
+    plot(os.path.join(folder, "sweep.png"), rows, keys, spec.metric)
+    return SweepResult(folder, found, outcomes, rows, keys, spec.metric, spec.mode,
+                       ranking(rows, keys, spec.metric, spec.mode))
 
 
 def plot(path, rows, keys, metric):
