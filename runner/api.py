@@ -21,8 +21,8 @@ from runner.io import data, weights
 from runner.runs import build, experiment, folders, sweep
 from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
 from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
+from runner.vocabulary import PREDICT_BATCH
 from schemas import ConfigError, json_schema, load_config, load_config_dict  # noqa: F401
-from schemas.config import PREDICT_BATCH
 
 
 def plan(config, out="runs"):

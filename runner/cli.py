@@ -1,7 +1,7 @@
 """The `yamlnet` command line: a thin layer over the library; the only module that
 talks to the terminal.
 
-Exit codes (SPEC §2): 0 success; 2 a bad config, data file or flag (one message, no
+Exit codes (docs/cli.md): 0 success; 2 a bad config, data file or flag (one message, no
 traceback); 1 a run that failed; 130 interrupted.
 """
 
@@ -12,9 +12,7 @@ import click
 
 from runner import progress
 from runner.errors import RunFailed, UserError
-
-PREDICT_BATCH = 4096  # schemas.config.PREDICT_BATCH (a test keeps them equal; importing it
-# here would load pydantic before the input hashing starts)
+from runner.vocabulary import PREDICT_BATCH
 
 
 class BadInput(click.ClickException):

@@ -1,4 +1,4 @@
-"""The Pydantic models of a yamlnet config (SPEC section 3).
+"""The Pydantic models of a yamlnet config (docs/config.md).
 
 Every model forbids unknown keys and coerces nothing (the string "2" is not 2).
 `name: ...` objects (activations, initializers, optimizers) are discriminated unions
@@ -7,15 +7,16 @@ that also accept a plain string (`activation: tanh`) and a few aliases
 `Config` and raise one error carrying every located problem (see `_refuse`).
 """
 
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from runner import vocabulary
 from runner.errors import did_you_mean
 
 MAX_PARAMETER_BYTES = 2 * 1024**3  # a network larger than 2 GiB is refused
-PREDICT_BATCH = 4096  # rows per forward minibatch of predictions, by default
+PREDICT_BATCH = vocabulary.PREDICT_BATCH
 
 
 class _Strict(BaseModel):
@@ -32,16 +33,28 @@ def _refuse(*problems: tuple[tuple, str]):
     raise PydanticCustomError("config", "{message}", {"message": text, "problems": list(problems)})
 
 
-def _plain(name: str, doc: str) -> type[_Strict]:
-    """A variant without parameters, e.g. `{name: tanh}`."""
-    title = name.title().replace("_", "")
-    return create_model(title, __base__=_Strict, __doc__=doc, name=(Literal[name], ...))
+def _variant(entry: vocabulary.Entry, names: tuple, base: type[_Strict]) -> type[_Strict]:
+    """The model of one `{name: ..., <params>}` entry; `names`: the tags it takes."""
+    fields = {"name": (Literal[names], ...)}
+    for p in entry.params:
+        bounds = {k: getattr(p, k) for k in ("ge", "gt", "lt") if getattr(p, k) is not None}
+        fields[p.name] = (type(p.default), Field(p.default, **bounds))
+    title = entry.name.title().replace("_", "")
+    return create_model(title, __base__=base, __doc__=entry.doc, **fields)
 
 
-def _named(variants: tuple, aliases: dict[str, str]):
-    """A discriminated union on `name` that also accepts the name alone, or an alias."""
-    names = tuple(get_args(v.model_fields["name"].annotation)[0] for v in variants)
+def _named(table: tuple, checks: dict[str, type[_Strict]] | None = None):
+    """(names, type): a discriminated union on `name` over the entries of a vocabulary
+    table, that also accepts the name alone or an alias. `checks` gives the base class
+    (holding a cross-parameter validator) of some entries."""
+    checks = checks or {}
+    names, aliases = vocabulary.names(table), vocabulary.aliases(table)
+    variants = tuple(_variant(e, (e.name,), checks.get(e.name, _Strict)) for e in table)
     union = Annotated[Union[variants], Field(discriminator="name")]  # noqa: UP007
+    # What a file may hold, for the JSON Schema: each variant under its aliases too.
+    written = tuple(_variant(e, (e.name, *e.aliases), checks.get(e.name, _Strict)) for e in table)
+    accepted = Literal[names + tuple(aliases)] | Annotated[
+        Union[written], Field(discriminator="name")]  # noqa: UP007
 
     def normalize(value):
         if isinstance(value, str):
@@ -50,12 +63,12 @@ def _named(variants: tuple, aliases: dict[str, str]):
             value = {**value, "name": aliases.get(value["name"], value["name"])}
         return value
 
-    accepted = Literal[names + tuple(aliases)] | union
     return names, Annotated[union, BeforeValidator(normalize, json_schema_input_type=accepted)]
 
 
-def _aliased(names: tuple, aliases: dict[str, str]):
-    """A Literal of `names` that also accepts the given aliases."""
+def _aliased(table: tuple):
+    """A Literal of a table's names that also accepts its aliases."""
+    names, aliases = vocabulary.names(table), vocabulary.aliases(table)
 
     def normalize(value):
         return aliases.get(value, value) if isinstance(value, str) else value
@@ -64,62 +77,8 @@ def _aliased(names: tuple, aliases: dict[str, str]):
     return Annotated[Literal[names], BeforeValidator(normalize, json_schema_input_type=allowed)]
 
 
-# ---- activations -------------------------------------------------------------------
-
-class LeakyRelu(_Strict):
-    """max(x, alpha * x)."""
-
-    name: Literal["leaky_relu"]
-    alpha: float = Field(0.01, ge=0)
-
-
-class Elu(_Strict):
-    """x if x > 0 else alpha * (exp(x) - 1)."""
-
-    name: Literal["elu"]
-    alpha: float = Field(1.0, gt=0)
-
-
-ACTIVATION_NAMES, Activation = _named(
-    (
-        _plain("identity", "x (no activation)."),
-        _plain("sigmoid", "1 / (1 + exp(-x))."),
-        _plain("tanh", "Hyperbolic tangent."),
-        _plain("relu", "max(x, 0)."),
-        LeakyRelu,
-        Elu,
-        _plain("softplus", "log(1 + exp(x))."),
-        _plain("gelu", "x * Phi(x), the exact erf form."),
-        _plain("silu", "x * sigmoid(x)."),
-        _plain("softmax", "exp(x) / sum(exp(x)) over each row."),
-    ),
-    {"linear": "identity", "swish": "silu"},
-)
-
-
-# ---- initializers ------------------------------------------------------------------
-
-class Constant(_Strict):
-    """Every value equal to `value`."""
-
-    name: Literal["constant"]
-    value: float = 0.0
-
-
-class Normal(_Strict):
-    """Plain (not truncated) normal draws."""
-
-    name: Literal["normal"]
-    mean: float = 0.0
-    std: float = Field(0.05, gt=0)
-
-
-class Uniform(_Strict):
-    """Uniform draws in [low, high)."""
-
-    name: Literal["uniform"]
-    low: float = -0.05
-    high: float = 0.05
+class _Ordered(_Strict):
+    """The check of `uniform`: low below high."""
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -128,48 +87,8 @@ class Uniform(_Strict):
         return self
 
 
-class Orthogonal(_Strict):
-    """A (semi-)orthogonal matrix scaled by `gain`."""
-
-    name: Literal["orthogonal"]
-    gain: float = 1.0
-
-
-_LIMIT = "uniform in [-limit, limit], limit = sqrt({})"
-INIT_NAMES, Init = _named(
-    (
-        _plain("zeros", "All zeros."),
-        _plain("ones", "All ones."),
-        Constant,
-        Normal,
-        Uniform,
-        _plain("xavier_uniform", _LIMIT.format("6 / (fan_in + fan_out))")),
-        _plain("xavier_normal", "normal, std = sqrt(2 / (fan_in + fan_out))."),
-        _plain("he_uniform", _LIMIT.format("6 / fan_in)")),
-        _plain("he_normal", "normal, std = sqrt(2 / fan_in)."),
-        _plain("lecun_uniform", _LIMIT.format("3 / fan_in)")),
-        _plain("lecun_normal", "normal, std = sqrt(1 / fan_in)."),
-        Orthogonal,
-    ),
-    {
-        "glorot_uniform": "xavier_uniform",
-        "glorot_normal": "xavier_normal",
-        "kaiming_uniform": "he_uniform",
-        "kaiming_normal": "he_normal",
-    },
-)
-
-
-# ---- optimizers (PyTorch's formulas and defaults) ----------------------------------
-
-class Sgd(_Strict):
-    """v = momentum * v + g; w -= lr * v (or lr * (g + momentum * v) with nesterov)."""
-
-    name: Literal["sgd"]
-    lr: float = Field(0.001, gt=0)
-    momentum: float = Field(0.0, ge=0)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+class _Nesterov(_Strict):
+    """The check of `sgd`: Nesterov momentum needs a momentum."""
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -178,41 +97,13 @@ class Sgd(_Strict):
         return self
 
 
-class Adam(_Strict):
-    """Bias-corrected Adam, eps outside the square root; weight_decay added to g."""
-
-    name: Literal["adam"]
-    lr: float = Field(0.001, gt=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-class AdamW(Adam):
-    """Adam with decoupled weight decay: w -= lr * weight_decay * w."""
-
-    name: Literal["adamw"]
-    weight_decay: float = Field(0.01, ge=0)
-
-
-class RmsProp(_Strict):
-    """s = alpha * s + (1 - alpha) * g**2; w -= lr * g / (sqrt(s) + eps)."""
-
-    name: Literal["rmsprop"]
-    lr: float = Field(0.01, gt=0)
-    alpha: float = Field(0.99, ge=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
-    momentum: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-OPTIMIZER_NAMES, Optimizer = _named((Sgd, Adam, AdamW, RmsProp), {})
-
-LossName = Literal["mse", "mae", "binary_crossentropy", "categorical_crossentropy"]
-MetricName = Literal["accuracy", "mse", "mae", "r2"]
-LOSS_NAMES: tuple[str, ...] = get_args(LossName)
-METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
+ACTIVATION_NAMES, Activation = _named(vocabulary.ACTIVATIONS)
+INIT_NAMES, Init = _named(vocabulary.INITIALIZERS, {"uniform": _Ordered})
+OPTIMIZER_NAMES, Optimizer = _named(vocabulary.OPTIMIZERS, {"sgd": _Nesterov})
+LOSS_NAMES = vocabulary.names(vocabulary.LOSSES)
+METRIC_NAMES = vocabulary.names(vocabulary.METRICS)
+LossName = _aliased(vocabulary.LOSSES)
+MetricName = Literal[METRIC_NAMES]
 
 
 # ---- sections ----------------------------------------------------------------------
@@ -266,7 +157,7 @@ class EarlyStopping(_Strict):
 class Train(_Strict):
     """How to fit; without a train section a run is a forward pass."""
 
-    loss: _aliased(LOSS_NAMES, {"cross_entropy": "categorical_crossentropy"})
+    loss: LossName
     optimizer: Optimizer = "adam"
     epochs: int = Field(100, ge=1, le=10_000_000)
     batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32
@@ -361,20 +252,22 @@ class Config(_Strict):
         """The output layer must suit the loss, which is computed from its logits."""
         out, problems = len(self.model.layers) - 1, []
         last, units = self.model.layers[-1].activation.name, self.model.layers[-1].units
-        wanted = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax"}
-        want = wanted.get(train.loss)
+        rule = vocabulary.find(vocabulary.LOSSES, train.loss)
+        want = rule.output
         if want is not None and last != want:
             problems.append((("train", "loss"), f"loss '{train.loss}' wants a {want} output "
                              f"layer, but model.layers.{out}.activation is '{last}'; "
                              f"set it to {want}"))
-        elif want == "softmax" and units < 2:
-            problems.append((("train", "loss"), "loss 'categorical_crossentropy' wants at least "
-                             f"2 output units, got {units}; for one output use "
+        elif units < rule.min_units:
+            problems.append((("train", "loss"), f"loss '{train.loss}' wants at least "
+                             f"{rule.min_units} output units, got {units}; for one output use "
                              "binary_crossentropy with a sigmoid"))
-        if "accuracy" in train.metrics and want is None:
-            problems.append((("train", "metrics", train.metrics.index("accuracy")),
-                             "metric 'accuracy' needs loss binary_crossentropy or "
-                             f"categorical_crossentropy, got '{train.loss}'"))
+        classifying = [n for n in vocabulary.names(vocabulary.LOSSES)
+                       if vocabulary.find(vocabulary.LOSSES, n).output]
+        for i, name in enumerate(train.metrics):
+            if vocabulary.find(vocabulary.METRICS, name).classification and want is None:
+                problems.append((("train", "metrics", i), f"metric '{name}' needs loss "
+                                 f"{' or '.join(classifying)}, got '{train.loss}'"))
         return problems
 
     def _watch_problems(self, train: Train) -> list:

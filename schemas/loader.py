@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass
 
 from pydantic import ValidationError
 
+from runner.vocabulary import PATH_KEYS
 from schemas.config import Config
 from schemas.messages import Issue, describe, dotted, explain, suggest
 from schemas.yamlread import MAX_BYTES, Marks, Where, YamlError, read
 
-PATH_KEYS = ("data.path", "data.targets_path", "data.validation_path", "model.weights",
-             "predict.path")
 _SHORTHAND = ("activation", "init", "bias_init", "optimizer")  # strings that stand for {name: ...}
 _NOT_SWEPT = {"name": "a sweep keeps one name", "seed": "list seeds in sweep.seeds instead",
               "sweep": "a sweep cannot sweep itself"}
@@ -103,16 +102,25 @@ def _step(node, parts, i, done):
     raise PathError(f"{where} is {describe(node)}, it has no key '{parts[i]}'")
 
 
-def get_path(data, path: str):
-    """The value at a dotted path (`model.layers.0.units`); PathError if absent."""
+_ABSENT = object()
+
+
+def get_path(data, path: str, default=_ABSENT):
+    """The value at a dotted path (`model.layers.0.units`); when it is absent, `default`
+    if given, else PathError saying what is there instead."""
     parts, node, i, done = _parts(path), data, 0, []
-    while i < len(parts):
-        key, i = _step(node, parts, i, done)
-        if isinstance(node, dict) and key not in node:
-            raise PathError(f"{dotted(done) or 'the config'} has no key '{key}'"
-                            f"{suggest(key, node)} (keys: {', '.join(map(str, node))})")
-        node = node[key]
-        done.append(key)
+    try:
+        while i < len(parts):
+            key, i = _step(node, parts, i, done)
+            if isinstance(node, dict) and key not in node:
+                raise PathError(f"{dotted(done) or 'the config'} has no key '{key}'"
+                                f"{suggest(key, node)} (keys: {', '.join(map(str, node))})")
+            node = node[key]
+            done.append(key)
+    except PathError:
+        if default is _ABSENT:
+            raise
+        return default
     return node
 
 

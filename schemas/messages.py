@@ -12,6 +12,7 @@ from typing import Annotated, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from runner import vocabulary
 from runner.errors import did_you_mean
 from schemas.config import Config
 
@@ -20,11 +21,12 @@ _NOUNS = {
     "optimizer": "an optimizer", "loss": "a loss", "metrics": "a metric", "dtype": "a dtype",
     "scale": "a scaling", "format": "a format", "mode": "a mode",
 }
-_ALIASES = {
-    "activation": ("linear", "swish"), "loss": ("cross_entropy",),
-    "init": ("glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal"),
+_ALIASES = {  # field -> the aliases a did-you-mean may offer
+    field: tuple(vocabulary.aliases(table))
+    for field, table in (("activation", vocabulary.ACTIVATIONS), ("init", vocabulary.INITIALIZERS),
+                         ("bias_init", vocabulary.INITIALIZERS), ("loss", vocabulary.LOSSES),
+                         ("optimizer", vocabulary.OPTIMIZERS))
 }
-_ALIASES["bias_init"] = _ALIASES["init"]
 _TYPES = {
     "int_type": "an integer", "float_type": "a number", "string_type": "a string",
     "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",

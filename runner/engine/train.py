@@ -12,8 +12,8 @@ import numpy as np
 
 from runner.engine.losses import LOSSES, METRICS
 from runner.errors import RunFailed
+from runner.vocabulary import monitor_mode
 
-MAXIMIZED = ("accuracy", "r2")  # metrics where larger is better; all else is minimized
 EVAL_BATCH = 4096
 
 
@@ -56,11 +56,6 @@ def evaluate(net, X, Y, loss, metrics, with_loss=True):
     return scores
 
 
-def _monitor_mode(monitor):
-    base = monitor[4:] if monitor.startswith("val_") else monitor
-    return "max" if base in MAXIMIZED else "min"
-
-
 def batch_rows(spec, n):
     """Rows per minibatch of a fit over n rows (`batch_size: full` is all of them)."""
     return n if spec.batch_size == "full" else min(spec.batch_size, n)
@@ -76,7 +71,7 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
     Xb = np.empty((batch, X.shape[1]), X.dtype)  # reused minibatch buffers
     Yb = np.empty((batch, Y.shape[1]), Y.dtype)
     stop_rule = spec.early_stopping
-    mode = _monitor_mode(stop_rule.monitor) if stop_rule else "min"
+    mode = monitor_mode(stop_rule.monitor) if stop_rule else "min"
     best, wait = None, 0
     best_params = net.params.copy() if stop_rule and stop_rule.restore_best else None
     result = FitResult()

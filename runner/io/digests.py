@@ -1,6 +1,6 @@
 """sha256 of input files, and hashing them early.
 
-A run is named by the sha256 of its input files (SPEC §5), which costs about 0.3 s per
+A run is named by the sha256 of its input files (docs/run-folders.md), which costs about 0.3 s per
 400 MB. `prefetch(config_path, overrides)` reads the file paths of a config with plain
 YAML and hashes those files on a background thread (hashlib releases the GIL while it
 hashes), so that the digests are ready by the time the command has imported the rest of
@@ -18,10 +18,8 @@ import os
 import threading
 
 from runner.io import atomic
+from runner.vocabulary import PATH_KEYS
 
-# The config keys that name input files; tests check that they match schemas.PATH_KEYS.
-PATH_KEYS = ("data.path", "data.targets_path", "data.validation_path", "model.weights",
-             "predict.path")
 DIGEST_CACHE = ".digests.json"
 _jobs = {}  # absolute path -> ((size, mtime_ns) when hashing began, {"digest": hex})
 _threads = []

@@ -1,4 +1,4 @@
-"""One experiment, from a validated config to a finished run folder (SPEC §5).
+"""One experiment, from a validated config to a finished run folder (docs/run-folders.md).
 
 `plan` names the folder without running anything; `execute` fits (when the config has
 a `train` section) or runs a forward pass, then predicts, writing every file atomically
@@ -18,7 +18,8 @@ from runner.io import atomic, data, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
 from runner.runs import build, folders
-from schemas.config import PREDICT_BATCH
+from runner.vocabulary import PREDICT_BATCH
+from schemas import set_path
 
 
 def resolved(config):
@@ -27,7 +28,7 @@ def resolved(config):
     if tree.get("sweep") is None:
         tree.pop("sweep", None)
     for key, path in folders.input_files(tree).items():
-        folders.set_key(tree, key, os.path.abspath(path))
+        set_path(tree, key, os.path.abspath(path))
     return tree
 
 
@@ -182,7 +183,7 @@ def _check_predict_batch(config):
 def predict(net, source, out, *, fmt="csv", batch_size=PREDICT_BATCH, scaler=None, classes=None,
             features=None, exclude=()):
     """Stream the rows of `source` through `net` in minibatches of batch_size and write
-    the predictions to `out` as they come (SPEC §7). Returns `out`."""
+    the predictions to `out` as they come (docs/data.md). Returns `out`."""
     chunks = data.stream(source, features=features, batch_size=batch_size,
                          dtype=net.dtype.name, exclude=exclude)
     with np.errstate(all="ignore"), PredictionWriter(

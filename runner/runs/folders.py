@@ -17,34 +17,16 @@ import numpy as np
 
 from runner.io import atomic
 from runner.io.digests import file_sha256
-from schemas import PATH_KEYS
+from runner.vocabulary import PATH_KEYS
+from schemas import get_path, set_path
 from schemas.yamlread import dump
 
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
 
 
-def get_key(tree, dotted):
-    """tree[a][b]... for the dotted key "a.b"; None when a part is missing."""
-    for part in dotted.split("."):
-        if tree is None:
-            return None
-        tree = tree.get(part)
-    return tree
-
-
-def set_key(tree, dotted, value):
-    """Set tree[a][b] for "a.b" when its parent exists."""
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.get(part)
-        if tree is None:
-            return
-    tree[leaf] = value
-
-
 def input_files(resolved):
     """{dotted key: path} of every file a resolved config (a dict) reads."""
-    files = {key: get_key(resolved, key) for key in PATH_KEYS}
+    files = {key: get_path(resolved, key, None) for key in PATH_KEYS}
     return {key: path for key, path in files.items() if path is not None}
 
 
@@ -53,7 +35,7 @@ def run_id(resolved, digests):
     replaced by its content digest, so moving the data does not change the id."""
     canonical = json.loads(json.dumps(resolved))
     for key, value in digests.items():
-        set_key(canonical, key, value)
+        set_path(canonical, key, value)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

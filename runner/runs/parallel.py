@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from runner.errors import RunFailed, UserError
 from runner.io import atomic
 from runner.runs import experiment, folders
+from schemas import set_path
 
 
 def run_trial(plan, force=False):
@@ -155,7 +156,7 @@ def remote_trial(resolved, inputs):
             local = os.path.join(tmp, f"{i}-{os.path.basename(path)}")
             with open(local, "wb") as f:
                 f.write(inputs[path])
-            folders.set_key(tree, key, local)
+            set_path(tree, key, local)
         config = load_config_dict(tree, source="trial")
         folder = folders.RunFolder(os.path.join(tmp, "out"))
         os.makedirs(folder.path)
