@@ -1,4 +1,4 @@
-"""The minibatch loop allocates no new arrays after its first step (SPEC §7, issue 5).
+"""The minibatch loop allocates no new arrays after its first step (docs/data.md, issue 5).
 
 numpy reports its array buffers to tracemalloc, so an array allocated inside the loop,
 even one freed at once, raises the traced peak by its size. The peak growth over many

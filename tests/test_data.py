@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runner.errors import DataError
-from runner.io import data, readers
+from runner.io import data, digests, readers
 
 
 def write_csv(path, header, rows, newline="\n"):
@@ -153,7 +153,6 @@ def test_csv_file_errors(tmp_path, text, kwargs, message, row):
 def test_missing_file_and_unknown_format(tmp_path):
     raises(f"{tmp_path / 'nope.csv'}: no such file", data.load, tmp_path / "nope.csv")
     raises("no such file", data.stream, tmp_path / "nope.npy", batch_size=3)  # eagerly
-    raises("no such file", data.file_sha256, tmp_path / "nope.npy")
     (tmp_path / "d.txt").write_text("x\n1\n")
     raises("unknown data format '.txt'; valid: .csv, .npy, .npz", data.load, tmp_path / "d.txt")
     raises("targets_path is only for .npy", data.load, tmp_path / "d.csv", targets_path="t.npy")
@@ -430,6 +429,6 @@ def test_scaler_arrays_round_trip():
 
 
 def test_file_sha256(tmp_path):
-    blob = np.random.default_rng(5).bytes(3 * (1 << 20) + 17)
+    blob = np.random.default_rng(5).bytes(3 * (1 << 20) + 17)  # blocks of 1 MiB and a tail
     (tmp_path / "b.bin").write_bytes(blob)
-    assert data.file_sha256(tmp_path / "b.bin") == hashlib.sha256(blob).hexdigest()
+    assert digests.file_sha256(tmp_path / "b.bin") == hashlib.sha256(blob).hexdigest()

@@ -1,4 +1,4 @@
-"""Peak memory of forward passes over large files (SPEC §7): `yamlnet run` streams its
+"""Peak memory of forward passes over large files (docs/data.md): `yamlnet run` streams its
 input, so its peak resident set size does not grow with the file.
 
 Each run's peak is read in a small wrapper process that starts yamlnet (Linux keeps a

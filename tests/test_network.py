@@ -67,7 +67,7 @@ def test_gradients_match_finite_differences(hidden, output, loss):
 def test_views_share_the_flat_buffer():
     net = Network([3, 4, 2], [("tanh", {}), ("identity", {})], [True, True], "float32")
     net.params[...] = np.arange(net.params.size)
-    assert net.n_params == 3 * 4 + 4 + 4 * 2 + 2
+    assert net.params.size == net.grads.size == 3 * 4 + 4 + 4 * 2 + 2
     assert net.W[0][0, 0] == 0 and net.b[0][0] == 12 and net.W[1][0, 0] == 16
     net.W[1][...] = -1
     assert (net.params[16:24] == -1).all()

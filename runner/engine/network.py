@@ -79,10 +79,6 @@ class Network:
         self._capacity = self._train_capacity = 0
         self._losses = {}
 
-    @property
-    def n_params(self):
-        return self.params.size
-
     # -- parameters -------------------------------------------------------------
     def initialize(self, rng, inits):
         """Draw every parameter. inits: [(weight (name, params), bias (name, params))]

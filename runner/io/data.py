@@ -1,22 +1,19 @@
 """Data files in, arrays out: whole-file loads for fits, streaming for forward passes,
 feature scaling and class-label encoding.
 
-Formats (SPEC §3): `.csv` with a header row (features and targets are column names);
-`.npy` 2-D (a 1-D array is one feature column) with targets from a second .npy
-(`targets_path`); `.npz` with features and targets as array names (default "x").
+Formats (docs/data.md), one Source class each in runner/io/sources.py (FORMATS): `.csv` with a
+header row (features and targets are column names); `.npy` 2-D (a 1-D array is one
+feature column) with targets from a second .npy (`targets_path`); `.npz` with features and
+targets as array names (default "x").
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from runner.errors import DataError, UserError
-from runner.io import digests
-from runner.io.readers import CsvReader, array_blocks, open_array, read_array
-
-FORMATS = (".csv", ".npy", ".npz")
+from runner.io.sources import Info, open_source
 
 
 @dataclass
@@ -31,158 +28,22 @@ class Dataset:
     target_names: list[str]
 
 
-@dataclass
-class Info:
-    """What `inspect` finds without reading the rows (n_rows is None for a CSV)."""
-
-    n_rows: int | None
-    feature_names: list[str]
-    n_features: int
-    target_names: list[str]
-    n_targets: int
-
-
-def _names(value):
-    """None, one name or a list of names -> list of names."""
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
-
-
-class _Source:
-    """Where the features and targets of a data file live (the cheap part: headers only)."""
-
-    def __init__(self, path, features=None, targets=None, targets_path=None, exclude=()):
-        self.path, self.ext = os.fspath(path), os.path.splitext(os.fspath(path))[1].lower()
-        if self.ext not in FORMATS:
-            raise DataError(self.path, f"unknown data format {self.ext or '(no extension)'!r}; "
-                            f"valid: {', '.join(FORMATS)}")
-        if targets_path is not None and self.ext != ".npy":
-            raise DataError(self.path, "targets_path is only for .npy data; a .csv or .npz "
-                            "names its targets with `targets`")
-        self.targets_path = None if targets_path is None else os.fspath(targets_path)
-        if self.ext == ".csv":
-            self.csv = CsvReader(self.path)
-            targets = _names(targets)
-            self.t_cols = self.csv.index(targets)
-            if features is None:
-                skip = set(targets) | set(exclude)
-                features = [n for n in self.csv.names if n not in skip]
-            self.f_cols = self.csv.index(_names(features))
-            both = set(self.f_cols) & set(self.t_cols)
-            if both:
-                raise DataError(self.path, f"column {self.csv.names[min(both)]!r} is both a "
-                                "feature and a target")
-            if not self.f_cols:
-                raise DataError(self.path, "no feature columns (every column is a target)")
-            self.feature_names = [self.csv.names[j] for j in self.f_cols]
-            self.target_names = [self.csv.names[j] for j in self.t_cols]
-            return
-        if self.ext == ".npy":
-            if features is not None or targets is not None:
-                raise DataError(self.path, "a .npy has no column names: give `features`/"
-                                "`targets` for .csv or .npz data; .npy targets come from "
-                                "targets_path")
-            self.f_key = self.t_key = None
-        else:
-            self.f_key, self.t_key = self._key(features, "x"), self._key(targets, None)
-        self.header = self._header(self.path, self.f_key)
-        self.theader = None
-        if self.t_key is not None or self.targets_path is not None:
-            tpath = self.targets_path or self.path
-            self.theader = self._header(tpath, self.t_key)
-            if self.theader.shape[0] != self.header.shape[0]:
-                raise DataError(tpath, f"{self.theader.shape[0]} rows of targets for "
-                                f"{self.header.shape[0]} rows of features in {self.path}")
-        stem = self.f_key or "x"
-        self.feature_names = [f"{stem}{j}" for j in range(self.header.shape[1])]
-        stem = self.t_key or "y"
-        self.target_names = ([f"{stem}{j}" for j in range(self.theader.shape[1])]
-                             if self.theader else [])
-
-    def _key(self, value, default):
-        names = _names(value)
-        if len(names) > 1:
-            raise DataError(self.path, f"a .npz takes one array name, got {names}")
-        return names[0] if names else default
-
-    @staticmethod
-    def _header(path, key):
-        with open_array(path, key) as (_, h):
-            return h
-
-    def info(self):
-        n = None if self.ext == ".csv" else self.header.shape[0]
-        return Info(n, self.feature_names, len(self.feature_names), self.target_names,
-                    len(self.target_names))
-
-
-def _numeric(h, what):
-    if h.dtype.kind not in "biuf":
-        raise h.error(f"{what} must be numbers (found dtype {h.dtype}); complex and text "
-                      "values are not supported")
-
-
-def _read_numeric(path, key, names, dtype, what):
-    """The whole array `key` of `path` as (n, cols) C-contiguous dtype, finite-checked."""
-    with open_array(path, key) as (f, h):
-        _numeric(h, what)
-        out = np.empty(h.shape, dtype)
-        for start, V in array_blocks(f, h, names):
-            out[start:start + len(V)] = V
-    return out
-
-
-def _read_labels(path, key):
-    """Class labels (n,) str from an integer, integral-float or string array."""
-    with open_array(path, key) as (f, h):
-        if h.shape[1] != 1:
-            raise h.error(f"labels must be one column, got {h.shape[1]}")
-        a = read_array(f, h)[:, 0]
-    if a.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))
-        if len(bad):
-            raise h.error(f"labels must be integers or strings, found {a[bad[0]]}", bad[0] + 1)
-        a = a.astype(np.int64)
-    elif a.dtype.kind == "S":
-        return np.char.decode(a, "utf-8")
-    elif a.dtype.kind not in "biuU":
-        raise h.error(f"labels must be integers or strings (found dtype {a.dtype})")
-    return a.astype(np.int64).astype(str) if a.dtype.kind in "biu" else a.astype(str)
-
-
 def load(path, *, features=None, targets=None, targets_path=None, dtype="float32",
          labels=False) -> Dataset:
     """Read a whole data file into memory (for fits). With labels=True the single target
     column is read as class labels (text), else targets must be numbers."""
-    src, dtype = _Source(path, features, targets, targets_path), np.dtype(dtype)
+    src, dtype = open_source(path, features, targets, targets_path), np.dtype(dtype)
     if labels and len(src.target_names) > 1:
         raise DataError(src.path, f"class labels must be one target column, got "
                         f"{len(src.target_names)}: {', '.join(src.target_names)}")
-    X = Y = lab = None
-    if src.ext == ".csv":
-        d, numeric = len(src.f_cols), src.f_cols + ([] if labels else src.t_cols)
-        label_col = src.t_cols[0] if labels and src.t_cols else None
-        parts = list(src.csv.blocks(numeric, label_col, dtype))
-        if not sum(len(V) for V, _ in parts):
-            raise DataError(src.path, "no data rows (the file has only a header)")
-        X = np.concatenate([V[:, :d] for V, _ in parts])
-        if src.t_cols and not labels:
-            Y = np.concatenate([V[:, d:] for V, _ in parts])
-        if label_col is not None:
-            lab = np.concatenate([t for _, t in parts])
-    else:
-        X = _read_numeric(src.path, src.f_key, src.feature_names, dtype, "features")
-        tpath = src.targets_path or src.path
-        if src.theader and labels:
-            lab = _read_labels(tpath, src.t_key)
-        elif src.theader:
-            Y = _read_numeric(tpath, src.t_key, src.target_names, dtype, "targets")
+    X, Y, lab = src.load(dtype, labels)
     return Dataset(X, Y, lab, src.feature_names, src.target_names)
 
 
 def inspect(path, *, features=None, targets=None, targets_path=None) -> Info:
     """Cheap look without reading the rows: column names and widths; n_rows from the
     .npy/.npz header, None for a CSV (only its header line is read)."""
-    return _Source(path, features, targets, targets_path).info()
+    return open_source(path, features, targets, targets_path).info()
 
 
 def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> Iterator[np.ndarray]:
@@ -197,19 +58,9 @@ def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> I
     """
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    src, dtype = _Source(path, features, exclude=exclude), np.dtype(dtype)
-    if src.ext == ".csv":
-        blocks = (V for V, _ in src.csv.blocks(src.f_cols, None, dtype))
-    else:
-        _numeric(src.header, "features")
-        blocks = _array_stream(src.path, src.f_key, src.feature_names, batch_size)
+    src, dtype = open_source(path, features, exclude=exclude), np.dtype(dtype)
+    blocks = src.stream(dtype, batch_size)
     return _rebatch(src.path, blocks, batch_size, len(src.feature_names), dtype)
-
-
-def _array_stream(path, key, names, batch_size):
-    with open_array(path, key) as (f, h):
-        for _, V in array_blocks(f, h, names, multiple=batch_size):
-            yield V
 
 
 def _rebatch(path, blocks, batch_size, d, dtype):
@@ -347,10 +198,3 @@ class Scaler:
                             "scale.mean and scale.std, or scale.min and scale.max")
         return cls("none")
 
-
-def file_sha256(path) -> str:
-    """Hex sha256 of a file; a missing file is a DataError."""
-    try:
-        return digests.file_sha256(path)
-    except FileNotFoundError:
-        raise DataError(path, "no such file") from None

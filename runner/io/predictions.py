@@ -1,4 +1,4 @@
-"""Predictions streamed to disk as they are computed (SPEC §5, §7).
+"""Predictions streamed to disk as they are computed (docs/run-folders.md, docs/data.md).
 
 csv: header `y0,...,yK-1` (`,label` for classification), values in round-trip precision
 ('%.9g' for float32, '%.17g' for float64). npy: the float array (rows, K) in a standard
@@ -31,11 +31,11 @@ class _Npy:
     """An .npy file written row block by row block; close() rewrites the header's row count
     (numpy pads headers so that the row count can grow in place)."""
 
-    def __init__(self, path, dtype, tail, n_rows):
+    def __init__(self, path, dtype, tail):
         self.dtype, self.tail, self.rows = np.dtype(dtype), tuple(tail), 0
         self.atomic = atomic_path(path)
         self.f = open(self.atomic.__enter__(), "wb")
-        self.size = self._header(n_rows or 0)
+        self.size = self._header(0)
 
     def _header(self, rows):
         buf = io.BytesIO()
@@ -75,42 +75,31 @@ class PredictionWriter:
     it, which close() renames and abort() removes. A context manager too: close on success,
     abort on an exception.
 
-    fmt "csv" or "npy"; n_outputs K; dtype "float32" | "float64"; classes (K,) str for
-    classification (K == 1: a sigmoid output, two classes); n_rows, when known, is only a
-    hint for the first .npy header (the header always gets the count written).
+    fmt "csv" or "npy" (PredictionWriter(...) makes the writer of that format, from
+    WRITERS); n_outputs K; dtype "float32" | "float64"; classes (K,) str for
+    classification (K == 1: a sigmoid output, two classes).
+
+    A format subclasses this and implements open() (create the file(s) and write the
+    header), write_rows(A (b, K) of dtype), finish() (complete and rename into place) and
+    discard() (remove what was written); this class checks the arguments, the shape of
+    each chunk and that close/abort happen once.
     """
 
-    def __init__(self, path, *, fmt, n_outputs, dtype, classes=None, n_rows=None):
-        if fmt not in ("csv", "npy"):
-            raise ValueError(f"fmt must be 'csv' or 'npy', got {fmt!r}")
+    def __new__(cls, path, *, fmt, **kwargs):
+        if cls is PredictionWriter:
+            if fmt not in WRITERS:
+                raise ValueError(f"fmt must be {' or '.join(map(repr, WRITERS))}, got {fmt!r}")
+            cls = WRITERS[fmt]
+        return super().__new__(cls)
+
+    def __init__(self, path, *, fmt, n_outputs, dtype, classes=None):
         self.path, self.fmt, self.K = os.fspath(path), fmt, int(n_outputs)
         self.dtype = np.dtype(dtype)
         self.classes = None if classes is None else np.asarray(classes).astype(str)
         if self.classes is not None and len(self.classes) != (2 if self.K == 1 else self.K):
             raise ValueError(f"{len(self.classes)} classes for {self.K} outputs")
         self.done = False
-        if fmt == "npy":
-            self.lab = None
-            if self.classes is not None:
-                width = max(1, max(len(c) for c in self.classes))
-                self.classes = self.classes.astype(f"<U{width}")
-                self.lab = _Npy(labels_path(self.path), self.classes.dtype, (), n_rows)
-            try:
-                self.out = _Npy(self.path, self.dtype, (self.K,), n_rows)
-            except BaseException:
-                if self.lab is not None:
-                    self.lab.abort()
-                raise
-            return
-        self.atomic = atomic_path(self.path)
-        self.f = open(self.atomic.__enter__(), "w", encoding="utf-8", newline="")
-        header = [f"y{k}" for k in range(self.K)] + (["label"] if self.classes is not None else [])
-        self.f.write(",".join(header) + "\n")
-        self.row = ",".join([ROUND_TRIP[self.dtype.name]] * self.K)
-        if self.classes is not None:
-            self.row += ",%s"
-            self.fields = np.array([_csv_field(c) for c in self.classes.tolist()], dtype=object)
-        self.row += "\n"
+        self.open()
 
     def predicted(self, A):
         """Class index per row of A (b, K): argmax, or A[:, 0] > 0.5 for one sigmoid unit."""
@@ -120,51 +109,21 @@ class PredictionWriter:
         """Append the rows of A (b, K) (and their predicted labels, for classification)."""
         if A.ndim != 2 or A.shape[1] != self.K:
             raise ValueError(f"expected predictions of shape (rows, {self.K}), got {A.shape}")
-        A = np.asarray(A, dtype=self.dtype)
-        if self.fmt == "npy":
-            self.out.write(A)
-            if self.lab is not None:
-                self.lab.write(self.classes[self.predicted(A)])
-            return
-        if self.classes is None:
-            values = A.astype(np.float64).ravel().tolist()
-        else:  # interleave the values with the label fields: (b, K + 1) Python objects
-            table = np.empty((len(A), self.K + 1), dtype=object)
-            table[:, :-1] = A.astype(np.float64)
-            table[:, -1] = self.fields[self.predicted(A)]
-            values = table.ravel().tolist()
-        self.f.write((self.row * len(A)) % tuple(values))  # one format call per chunk
+        self.write_rows(np.asarray(A, dtype=self.dtype))
 
     def close(self) -> None:
         """Finish the file(s) and rename them into place."""
         if self.done:
             return
         self.done = True
-        if self.fmt == "npy":
-            if self.lab is not None:
-                self.lab.close()
-            self.out.close()
-        else:
-            try:
-                self.f.close()
-            except BaseException:
-                self.done = False
-                self.abort()
-                raise
-            self.atomic.__exit__(None, None, None)
+        self.finish()
 
     def abort(self) -> None:
         """Drop what was written: no file appears, no temporary file is left."""
         if self.done:
             return
         self.done = True
-        if self.fmt == "npy":
-            for part in (self.out, self.lab):
-                if part is not None:
-                    part.abort()
-        else:
-            self.f.close()
-            self.atomic.__exit__(_Aborted, _Aborted(), None)
+        self.discard()
 
     def __enter__(self):
         return self
@@ -175,3 +134,77 @@ class PredictionWriter:
         else:
             self.abort()
         return False
+
+
+class CsvWriter(PredictionWriter):
+    """Header y0,...,yK-1 (,label); one line per row, values in round-trip precision."""
+
+    def open(self):
+        self.atomic = atomic_path(self.path)
+        self.f = open(self.atomic.__enter__(), "w", encoding="utf-8", newline="")
+        header = [f"y{k}" for k in range(self.K)] + (["label"] if self.classes is not None else [])
+        self.f.write(",".join(header) + "\n")
+        self.row = ",".join([ROUND_TRIP[self.dtype.name]] * self.K)
+        if self.classes is not None:
+            self.row += ",%s"
+            self.fields = np.array([_csv_field(c) for c in self.classes.tolist()], dtype=object)
+        self.row += "\n"
+
+    def write_rows(self, A):
+        if self.classes is None:
+            values = A.astype(np.float64).ravel().tolist()
+        else:  # interleave the values with the label fields: (b, K + 1) Python objects
+            table = np.empty((len(A), self.K + 1), dtype=object)
+            table[:, :-1] = A.astype(np.float64)
+            table[:, -1] = self.fields[self.predicted(A)]
+            values = table.ravel().tolist()
+        self.f.write((self.row * len(A)) % tuple(values))  # one format call per chunk
+
+    def finish(self):
+        try:
+            self.f.close()
+        except BaseException:
+            self.done = False
+            self.abort()
+            raise
+        self.atomic.__exit__(None, None, None)
+
+    def discard(self):
+        self.f.close()
+        self.atomic.__exit__(_Aborted, _Aborted(), None)
+
+
+class NpyWriter(PredictionWriter):
+    """The values (rows, K) in `path`; for classification the labels (rows,) as fixed-width
+    unicode in labels_path(path)."""
+
+    def open(self):
+        self.lab = None
+        if self.classes is not None:
+            width = max(1, max(len(c) for c in self.classes))
+            self.classes = self.classes.astype(f"<U{width}")
+            self.lab = _Npy(labels_path(self.path), self.classes.dtype, ())
+        try:
+            self.out = _Npy(self.path, self.dtype, (self.K,))
+        except BaseException:
+            if self.lab is not None:
+                self.lab.abort()
+            raise
+
+    def write_rows(self, A):
+        self.out.write(A)
+        if self.lab is not None:
+            self.lab.write(self.classes[self.predicted(A)])
+
+    def finish(self):
+        if self.lab is not None:
+            self.lab.close()
+        self.out.close()
+
+    def discard(self):
+        for part in (self.out, self.lab):
+            if part is not None:
+                part.abort()
+
+
+WRITERS = {"csv": CsvWriter, "npy": NpyWriter}

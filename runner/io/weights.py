@@ -1,6 +1,6 @@
 """weights.npz: byte-reproducible writing and safe reading.
 
-Keys (SPEC §5): `layers.N.W` (fan_in, units), `layers.N.b` (units,), the scaling
+Keys (docs/run-folders.md): `layers.N.W` (fan_in, units), `layers.N.b` (units,), the scaling
 statistics (`scale.*`) and, for classification, `classes` (K,) str.
 numpy's own savez stamps each member with the current time, so two identical runs
 would differ in bytes; here every member gets a fixed timestamp instead.

@@ -146,7 +146,7 @@ def _targets(config, ds, classes, path):
 
 
 def training_data(config, split_rng):
-    """Read, split, encode and scale the data of a fit (SPEC §3)."""
+    """Read, split, encode and scale the data of a fit (docs/data.md)."""
     d, units = config.data, config.model.layers[-1].units
     with located("data.path"):
         info = data.inspect(d.path, features=d.features, targets=d.targets,

@@ -1,0 +1,223 @@
+"""One class per data format, registered in FORMATS by file extension (docs/data.md).
+
+A source is made from the file's header alone (the cheap part): it resolves which
+columns or arrays are the features and which the targets, and knows the names. It then
+reads the rows two ways: `load` the whole file (for fits) and `stream` the features
+block by block (for forward passes). runner/io/data.py is the public face.
+
+A new format is a Source subclass and an entry in FORMATS; the row-level parsing lives
+in runner/io/readers.py.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from runner.errors import DataError
+from runner.io.readers import CsvReader, array_blocks, open_array, read_array
+
+
+@dataclass
+class Info:
+    """What `inspect` finds without reading the rows (n_rows is None for a CSV)."""
+
+    n_rows: int | None
+    feature_names: list[str]
+    n_features: int
+    target_names: list[str]
+    n_targets: int
+
+
+def _names(value):
+    """None, one name or a list of names -> list of names."""
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def _no_targets_path(path, targets_path):
+    if targets_path is not None:
+        raise DataError(path, "targets_path is only for .npy data; a .csv or .npz "
+                        "names its targets with `targets`")
+
+
+class Source:
+    """Where the features and targets of a data file live. A format's __init__(path,
+    features, targets, targets_path, exclude) reads only the header, raises DataError for
+    what the file or the names get wrong, and sets path, feature_names, target_names (and
+    n_rows, when the header tells). `exclude`: names left out of a default feature set.
+
+        load(dtype, labels) -> X (n, d) C-contiguous of dtype; Y (n, t) of dtype, or None
+            when there are no targets or labels=True; labels (n,) str (the single target
+            column as text) when labels=True, else None
+        stream(dtype, batch_size) -> iterator of feature blocks X (m, d) in file order, of
+            any m and of dtype or another numeric dtype (data.stream cuts them into batches
+            of batch_size and casts). File-level checks happen in the call, row-level
+            errors when the row is reached.
+    """
+
+    n_rows = None
+
+    def info(self) -> Info:
+        return Info(self.n_rows, self.feature_names, len(self.feature_names), self.target_names,
+                    len(self.target_names))
+
+
+class CsvSource(Source):
+    """A .csv with a header row: features and targets are column names (all the columns
+    that are not targets or excluded, by default)."""
+
+    def __init__(self, path, features=None, targets=None, targets_path=None, exclude=()):
+        _no_targets_path(path, targets_path)
+        self.path, self.csv = path, CsvReader(path)
+        targets = _names(targets)
+        self.t_cols = self.csv.index(targets)
+        if features is None:
+            skip = set(targets) | set(exclude)
+            features = [n for n in self.csv.names if n not in skip]
+        self.f_cols = self.csv.index(_names(features))
+        both = set(self.f_cols) & set(self.t_cols)
+        if both:
+            raise DataError(path, f"column {self.csv.names[min(both)]!r} is both a "
+                            "feature and a target")
+        if not self.f_cols:
+            raise DataError(path, "no feature columns (every column is a target)")
+        self.feature_names = [self.csv.names[j] for j in self.f_cols]
+        self.target_names = [self.csv.names[j] for j in self.t_cols]
+
+    def load(self, dtype, labels):
+        d, numeric = len(self.f_cols), self.f_cols + ([] if labels else self.t_cols)
+        label_col = self.t_cols[0] if labels and self.t_cols else None
+        parts = list(self.csv.blocks(numeric, label_col, dtype))  # [(V (m, n_numeric), labels (m,))]
+        if not sum(len(V) for V, _ in parts):
+            raise DataError(self.path, "no data rows (the file has only a header)")
+        X = np.concatenate([V[:, :d] for V, _ in parts])  # (n, d)
+        Y = np.concatenate([V[:, d:] for V, _ in parts]) if self.t_cols and not labels else None
+        lab = np.concatenate([t for _, t in parts]) if label_col is not None else None
+        return X, Y, lab
+
+    def stream(self, dtype, batch_size):
+        return (V for V, _ in self.csv.blocks(self.f_cols, None, dtype))
+
+
+class _ArraySource(Source):
+    """Features from the array `f_key` of `path`, targets (if any) from the array `t_key` of
+    `targets_path` or `path` (key None: a .npy). Names are the key (or x, y) and the column."""
+
+    def __init__(self, path, f_key, t_key, targets_path):
+        self.path, self.f_key, self.t_key = path, f_key, t_key
+        self.tpath = (None if targets_path is None else os.fspath(targets_path)) or path
+        self.header = _header(path, f_key)
+        self.theader = None
+        if t_key is not None or targets_path is not None:
+            self.theader = _header(self.tpath, t_key)
+            if self.theader.shape[0] != self.header.shape[0]:
+                raise DataError(self.tpath, f"{self.theader.shape[0]} rows of targets for "
+                                f"{self.header.shape[0]} rows of features in {path}")
+        self.n_rows = self.header.shape[0]
+        stem = f_key or "x"
+        self.feature_names = [f"{stem}{j}" for j in range(self.header.shape[1])]
+        stem = t_key or "y"
+        self.target_names = ([f"{stem}{j}" for j in range(self.theader.shape[1])]
+                             if self.theader is not None else [])
+
+    def load(self, dtype, labels):
+        X = _read_numeric(self.path, self.f_key, self.feature_names, dtype, "features")
+        Y = lab = None
+        if self.theader is not None and labels:
+            lab = _read_labels(self.tpath, self.t_key)
+        elif self.theader is not None:
+            Y = _read_numeric(self.tpath, self.t_key, self.target_names, dtype, "targets")
+        return X, Y, lab
+
+    def stream(self, dtype, batch_size):
+        _numeric(self.header, "features")
+        return _array_blocks(self.path, self.f_key, self.feature_names, batch_size)
+
+
+class NpySource(_ArraySource):
+    """A 2-D .npy of features (a 1-D array is one feature column); targets, if any, from a
+    second .npy (`targets_path`)."""
+
+    def __init__(self, path, features=None, targets=None, targets_path=None, exclude=()):
+        if features is not None or targets is not None:
+            raise DataError(path, "a .npy has no column names: give `features`/"
+                            "`targets` for .csv or .npz data; .npy targets come from "
+                            "targets_path")
+        super().__init__(path, None, None, targets_path)
+
+
+class NpzSource(_ArraySource):
+    """A .npz: features and targets are the names of one array each (features "x" by default)."""
+
+    def __init__(self, path, features=None, targets=None, targets_path=None, exclude=()):
+        _no_targets_path(path, targets_path)
+        super().__init__(path, self._key(path, features, "x"), self._key(path, targets, None), None)
+
+    @staticmethod
+    def _key(path, value, default):
+        names = _names(value)
+        if len(names) > 1:
+            raise DataError(path, f"a .npz takes one array name, got {names}")
+        return names[0] if names else default
+
+
+FORMATS = {".csv": CsvSource, ".npy": NpySource, ".npz": NpzSource}
+
+
+def open_source(path, features=None, targets=None, targets_path=None, exclude=()) -> Source:
+    """The Source of `path`, its class chosen by the extension (FORMATS)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise DataError(path, f"unknown data format {ext or '(no extension)'!r}; "
+                        f"valid: {', '.join(FORMATS)}")
+    return FORMATS[ext](path, features, targets, targets_path, exclude)
+
+
+# ----------------------------------------------------------------------------- array helpers
+
+
+def _header(path, key):
+    with open_array(path, key) as (_, h):
+        return h
+
+
+def _numeric(h, what):
+    if h.dtype.kind not in "biuf":
+        raise h.error(f"{what} must be numbers (found dtype {h.dtype}); complex and text "
+                      "values are not supported")
+
+
+def _read_numeric(path, key, names, dtype, what):
+    """The whole array `key` of `path` as (n, cols) C-contiguous dtype, finite-checked."""
+    with open_array(path, key) as (f, h):
+        _numeric(h, what)
+        out = np.empty(h.shape, dtype)
+        for start, V in array_blocks(f, h, names):
+            out[start:start + len(V)] = V
+    return out
+
+
+def _read_labels(path, key):
+    """Class labels (n,) str from an integer, integral-float or string array."""
+    with open_array(path, key) as (f, h):
+        if h.shape[1] != 1:
+            raise h.error(f"labels must be one column, got {h.shape[1]}")
+        a = read_array(f, h)[:, 0]
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))
+        if len(bad):
+            raise h.error(f"labels must be integers or strings, found {a[bad[0]]}", bad[0] + 1)
+        a = a.astype(np.int64)
+    elif a.dtype.kind == "S":
+        return np.char.decode(a, "utf-8")
+    elif a.dtype.kind not in "biuU":
+        raise h.error(f"labels must be integers or strings (found dtype {a.dtype})")
+    return a.astype(np.int64).astype(str) if a.dtype.kind in "biu" else a.astype(str)
+
+
+def _array_blocks(path, key, names, batch_size):
+    """Blocks of whole batches of the array, in its own dtype (data.stream casts)."""
+    with open_array(path, key) as (f, h):
+        for _, V in array_blocks(f, h, names, multiple=batch_size):
+            yield V
