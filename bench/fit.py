@@ -203,13 +203,13 @@ def digits(root, seeds, epochs=60):
     out) fitted by yamlnet on each seed's split; the same rows, scaling, layers, optimizer,
     batch size and epochs given to MLPClassifier and to PyTorch. Returns the mean
     validation accuracy over `seeds` and the median seconds per epoch of each."""
-    from runner.runs import build
+    from runner.runs import build, prepare
     from schemas import load_config
 
     accs, seconds = {}, {}
     for seed in seeds:
         cfg = load_config(str(root / "configs" / "digits.yaml"), overrides=[f"seed={seed}"])
-        prep = build.training_data(cfg, build.generators(seed)[1])
+        prep = prepare.training_data(cfg, build.generators(seed)[1])
         layers = [(layer.units, layer.activation.name) for layer in cfg.model.layers]
         opt = {"name": "adam", "lr": cfg.train.optimizer.lr}
         y, (Xv, Yv) = prep.Y.argmax(axis=1), prep.val

@@ -12,13 +12,14 @@ Errors: `ConfigError` for a config that does not validate, `UserError` for any o
 mistake in the input (a data file, a run folder), `RunFailed` for a run that failed.
 """
 
+import json
 import os
 import tempfile
 
 from runner import checks
 from runner.errors import RunFailed, UserError  # noqa: F401  (re-exported)
 from runner.io import data, weights
-from runner.runs import build, experiment, folders, sweep
+from runner.runs import build, experiment, folders, prepare, sweep
 from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
 from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
 from runner.vocabulary import PREDICT_BATCH
@@ -64,7 +65,7 @@ def schema():
 def build_network(config, n_inputs=None):
     """The Network of `config` with its initial weights (drawn from the seed, or loaded
     from model.weights). n_inputs defaults to model.inputs or the data's width."""
-    net = build.network(config, n_inputs or build.n_inputs(config))
+    net = build.network(config, n_inputs or prepare.n_inputs(config))
     build.initial_weights(net, config, build.generators(config.seed)[0])
     return net
 
@@ -104,23 +105,35 @@ def load_run(run_dir):
     return config, net, arrays, info
 
 
-def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH):
-    """Apply the finished run in `run_dir` to `data_path` (with its scaling and class
-    list); writes .csv or .npy by the extension of `out`. Returns the output path."""
+def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=()):
+    """Apply the finished run in `run_dir` to `data_path`, replaying what the run learned
+    (scaling, the plan of typed columns, class labels, target scaling; columns are found
+    by name, in any order); writes .csv or .npy by the extension of `out`, with the input
+    columns `keep` copied in front (csv only). Returns the output path."""
     config, net, arrays, info = load_run(run_dir)
     if out is None:
         stem = os.path.splitext(os.path.basename(data_path))[0]
         out = os.path.join(run_dir, f"predictions-{stem}.csv")
     fmt = "npy" if out.endswith(".npy") else "csv"
+    if keep and fmt != "csv":
+        raise UserError(f"--keep copies input columns into a .csv; {out} is a .npy")
     features = info.get("features")
-    if not build.is_csv(data_path) and isinstance(features, list):
+    if not data_path.lower().endswith(prepare.NAMED) and isinstance(features, list):
         features = None
+    saved = None
+    path = os.path.join(run_dir, experiment.PREPROCESS)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
+    replay = experiment.Replay(features, tuple(info.get("exclude", ())),
+                               data.Scaler.from_arrays(arrays), arrays.get("classes"), saved)
     build.buffer_check(config, min(batch_size, build.row_bound(data_path)), "--batch-size", fmt)
     try:
-        return experiment.predict(net, data_path, out, fmt=fmt, batch_size=batch_size,
-                                  scaler=data.Scaler.from_arrays(arrays),
-                                  classes=arrays.get("classes"), features=features,
-                                  exclude=info.get("exclude", ()))
+        return experiment.predict(net, data_path, out, replay, fmt=fmt, batch_size=batch_size,
+                                  keep=keep)
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 

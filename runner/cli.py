@@ -164,6 +164,8 @@ def validate(files, overrides, check_data, fmt):
         problems += found
         if fmt == "text":
             click.echo(text if found else f"{path}: ok", err=bool(found))
+            if text and not found:  # with --data: the input plan
+                click.echo(text)
     if fmt == "json":
         click.echo(json.dumps(problems, indent=2))
     if problems:
@@ -199,12 +201,14 @@ def summary(config_path, overrides):
               help="Output file (.csv or .npy); default RUN/predictions-<data name>.csv.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True,
               help="Rows per forward minibatch.")
+@click.option("--keep", multiple=True, metavar="COLUMN",
+              help="Copy this input column (an id) in front of the predictions; repeatable.")
 @guarded
-def predict(run_dir, data_path, out_path, batch_size):
-    """Apply a finished run to new data, with its scaling and class list."""
+def predict(run_dir, data_path, out_path, batch_size, keep):
+    """Apply a finished run to new data, replaying its preprocessing and class labels."""
     from runner import api
 
-    out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size)
+    out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size, keep=keep)
     click.echo(f"wrote {out}")
 
 

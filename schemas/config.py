@@ -108,23 +108,112 @@ MetricName = Literal[METRIC_NAMES]
 
 # ---- sections ----------------------------------------------------------------------
 
+Scaling = Literal["none", "standard", "minmax"]
+DEFAULT_NA = ("", "NA", "N/A", "NaN", "null")  # cells read as missing, by default
+_DELIMITERS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+class NumericColumn(_Strict):
+    """A numeric feature column: missing cells refused, filled (mean, median, constant
+    `value`) or their rows dropped; scaled by `scale` (default: data.scale)."""
+
+    type: Literal["numeric"]
+    missing: Literal["error", "mean", "median", "constant", "drop_row"] = "error"
+    value: float | None = None
+    scale: Scaling | None = None
+
+    @model_validator(mode="after")
+    def _value_with_constant(self):
+        if self.missing == "constant" and self.value is None:
+            _refuse((("value",), "missing: constant needs a value, e.g. value: 0"))
+        if self.missing != "constant" and self.value is not None:
+            _refuse((("value",), f"value is only used with missing: constant (missing is "
+                     f"{self.missing!r})"))
+        return self
+
+
+class CategoricalColumn(_Strict):
+    """A categorical feature column, one-hot encoded over the categories of the training
+    rows (numbers in numeric order, then text in code-point order)."""
+
+    type: Literal["categorical"]
+    missing: Literal["error", "category", "drop_row"] = "error"
+    unknown: Literal["error", "ignore"] = "error"
+    max_categories: int | None = Field(None, ge=2)
+
+
+class BinaryColumn(_Strict):
+    """A column of two values (numbers, true/false or two strings) coded 0/1 in sorted order."""
+
+    type: Literal["binary"]
+    missing: Literal["error", "drop_row"] = "error"
+
+
+def _column_shorthand(value):
+    return {"type": value} if isinstance(value, str) else value
+
+
+Column = Annotated[
+    Annotated[Union[NumericColumn, CategoricalColumn, BinaryColumn],  # noqa: UP007
+              Field(discriminator="type")],
+    BeforeValidator(_column_shorthand, json_schema_input_type=Literal[
+        "numeric", "categorical", "binary"] | Annotated[Union[  # noqa: UP007
+            NumericColumn, CategoricalColumn, BinaryColumn], Field(discriminator="type")]),
+]
+ColumnName = str | Annotated[int, Field(ge=0)]  # an int: a position, with header: false
+
+
+def _delimiter(value):
+    return _DELIMITERS.get(value, value) if isinstance(value, str) else value
+
+
 class Data(_Strict):
     """Where the rows come from; paths are relative to the config file."""
 
     path: str = Field(min_length=1)
-    features: Annotated[list[str], Field(min_length=1)] | str | None = None
-    targets: Annotated[list[str], Field(min_length=1)] | str | None = None
+    features: (Annotated[list[ColumnName], Field(min_length=1)] | ColumnName
+               | Annotated[dict[ColumnName, Column], Field(min_length=1)] | None) = None
+    targets: Annotated[list[ColumnName], Field(min_length=1)] | ColumnName | None = None
     targets_path: str | None = None
-    scale: Literal["none", "standard", "minmax"] = "none"
+    scale: Scaling = "none"
+    target_scale: Literal["none", "standard", "minmax", "log"] = "none"
     validation_split: float = Field(0.0, ge=0, lt=1)  # 0 = no split
     validation_path: str | None = None
+    delimiter: Annotated[Literal[",", ";", "\t", "|"] | None, BeforeValidator(
+        _delimiter, json_schema_input_type=Literal[
+            ",", ";", "\t", "|", "tab", "comma", "semicolon", "pipe"] | None)] = None
+    header: bool = True
+    na_values: list[str] = list(DEFAULT_NA)
+    decimal: Literal[".", ","] = "."
 
     @model_validator(mode="after")
-    def _one_validation_source(self):
+    def _consistent(self):
+        problems = []
         if self.validation_split > 0 and self.validation_path is not None:
-            _refuse((("validation_path",), "give validation_split or validation_path, not both "
-                     f"(validation_split is {self.validation_split})"))
+            problems.append((("validation_path",), "give validation_split or validation_path, "
+                             f"not both (validation_split is {self.validation_split})"))
+        if self.decimal == "," and self.delimiter == ",":
+            problems.append((("decimal",), "decimal ',' needs another delimiter (';', tab or "
+                             "'|'): a comma cannot separate both columns and decimals"))
+        for key in ("features", "targets"):
+            value = getattr(self, key)
+            names = list(value) if isinstance(value, (list, dict)) else [value]
+            if self.header and any(isinstance(n, int) for n in names):
+                n = next(n for n in names if isinstance(n, int))
+                problems.append(((key,), f"column {n} is a position: positions address the "
+                                 "columns of a file without a header line; set header: false, "
+                                 "or name the column"))
+            elif not self.header and any(isinstance(n, str) and not n.isdigit() for n in names):
+                n = next(n for n in names if isinstance(n, str) and not n.isdigit())
+                problems.append(((key,), f"column {n!r} is a name, but header: false: address "
+                                 "columns by position (0 is the first)"))
+        if problems:
+            _refuse(*problems)
         return self
+
+    def column_types(self) -> dict | None:
+        """{column: Column} when features are declared with types, else None."""
+        return self.features if isinstance(self.features, dict) else None
 
 
 class Layer(_Strict):
@@ -172,6 +261,14 @@ class Predict(_Strict):
     path: str | None = None
     batch_size: int = Field(PREDICT_BATCH, ge=1)
     format: Literal["csv", "npy"] = "csv"
+    keep: Annotated[list[str], Field(min_length=1)] | None = None  # input columns copied over
+
+    @model_validator(mode="after")
+    def _keep_in_csv(self):
+        if self.keep and self.format != "csv":
+            _refuse((("keep",), "keep copies input columns into predictions.csv; it needs "
+                     f"format: csv (format is {self.format!r})"))
+        return self
 
 
 class Space(_Strict):

@@ -19,7 +19,9 @@ from schemas.config import Config
 _NOUNS = {
     "activation": "an activation", "init": "an initializer", "bias_init": "an initializer",
     "optimizer": "an optimizer", "loss": "a loss", "metrics": "a metric", "dtype": "a dtype",
-    "scale": "a scaling", "format": "a format", "mode": "a mode",
+    "scale": "a scaling", "format": "a format", "mode": "a mode", "type": "a column type",
+    "missing": "a missing-value rule", "unknown": "an unknown-category rule",
+    "delimiter": "a delimiter", "decimal": "a decimal mark", "target_scale": "a target scaling",
 }
 _ALIASES = {  # field -> the aliases a did-you-mean may offer
     field: tuple(vocabulary.aliases(table))
@@ -93,7 +95,16 @@ def _union(prefix, branches, data) -> list[Issue]:
     node = _walk(data, prefix)[0]
     deeper = [(e, f) for e, f in branches if f != node]
     if deeper or len(branches) == 1:
-        return [_issue(e, f, data) for e, f in deeper or branches]
+        at = {}  # the branches that failed at one place deeper: "expected A or B" there
+        for e, f in deeper or branches:
+            at.setdefault(f, []).append((e, f))
+        issues = []
+        for m in at.values():
+            if len(m) > 1 and all(e["type"].endswith("_type") for e, _ in m):
+                issues.append(_either(m, data))
+            else:
+                issues += [_issue(e, f, data) for e, f in m]
+        return issues
     limits = [(e, f) for e, f in branches if not e["type"].endswith("_type")]
     if any(e["type"] in _BOUNDS or e["type"].startswith("too_") for e, _ in limits):
         branches = limits  # the type matched and a limit failed: say only that
@@ -143,7 +154,8 @@ def _expected(err) -> str:
 
 def _either(members, data) -> Issue:
     err, found = members[0]
-    wanted = " or ".join(dict.fromkeys(_expected(e) for e, _ in members))
+    wanted = list(dict.fromkeys(_expected(e) for e, _ in members))
+    wanted = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 2 else wanted)
     got = describe(_get(data, found))
     return Issue(dotted(found), found, False, f"expected {wanted}, got {got}")
 
@@ -161,11 +173,13 @@ def _issue(err, found: tuple, data) -> Issue:
         names = re.findall(r"'([^']*)'", ctx.get("expected_tags", "")) or _tags_at(loc)
         one_of = f"(one of: {', '.join(names)})"
         node = _get(data, found)
+        key = re.sub(r"\W", "", ctx.get("discriminator", "name")) or "name"
         if kind == "union_tag_not_found":
-            return Issue(dotted(found), found, False, f"missing required key 'name' {one_of}")
-        where = found + ("name",) if isinstance(node, dict) and "name" in node else found
-        tag = node.get("name") if isinstance(node, dict) else node
-        return Issue(dotted(found), where, False, _not_one_of(tag, names, field))
+            return Issue(dotted(found), found, False, f"missing required key '{key}' {one_of}")
+        where = found + (key,) if isinstance(node, dict) and key in node else found
+        tag = node.get(key) if isinstance(node, dict) else node
+        return Issue(dotted(found), where, False, _not_one_of(tag, names, key if key != "name"
+                                                              else field))
     if kind == "model_attributes_type" and field in _NOUNS:
         return Issue(dotted(found), found, False, f"expected {_NOUNS[field]} name or a mapping "
                      f"with a 'name' key, got {describe(value)}")
@@ -187,7 +201,8 @@ def _issue(err, found: tuple, data) -> Issue:
 
 def _not_one_of(value, names, field) -> str:
     """"'relux' is not an activation; did you mean 'relu'? (one of: ...)"."""
-    one_of = f"(one of: {', '.join(names)})"
+    shown = [n if n.isidentifier() else "'" + n + "'" for n in names]
+    one_of = f"(one of: {', '.join(shown)})"
     if not isinstance(value, str):
         return f"expected {_NOUNS.get(field, 'a name')} name, got {describe(value)} {one_of}"
     hint = suggest(value, names + list(_ALIASES.get(field, ())))
@@ -206,15 +221,23 @@ def _strip(tp):
             return tp
 
 
-def _model_at(loc):
+def _model_at(loc, tp=Config):
     """The model class that validates the mapping at pydantic `loc`, or None."""
-    tp = Config
-    for part in loc:
+    for i, part in enumerate(loc):
         tp = _strip(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             tp = tp.model_fields[part].annotation if part in tp.model_fields else None
-        elif get_origin(tp) in (Union, UnionType):  # a discriminated union: part is the tag
-            tp = next((m for m in get_args(tp) if part in _tags(m)), None)
+        elif get_origin(tp) in (Union, UnionType):
+            members = get_args(tp)
+            tagged = [m for m in members if part in _tags(m)]  # a discriminated union
+            if tagged:
+                tp = tagged[0]
+                continue
+            for member in members:  # a plain union: `part` labels a member, or is inside one
+                found = _model_at(loc[i + 1:], member) or _model_at(loc[i:], member)
+                if found:
+                    return found
+            return None
         elif get_origin(tp) in (list, dict):
             tp = get_args(tp)[-1]
         else:
@@ -224,7 +247,9 @@ def _model_at(loc):
 
 
 def _tags(model) -> tuple:
-    field = getattr(model, "model_fields", {}).get("name")
+    """The literal values of a model's discriminator field (`name` or `type`)."""
+    fields = getattr(model, "model_fields", {})
+    field = fields.get("name") or fields.get("type")
     return get_args(field.annotation) if field else ()
 
 

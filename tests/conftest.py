@@ -2,6 +2,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,15 @@ def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def weights_bytes(path):
+    """The bytes of a weights.npz, once its zip members are seen to carry one fixed stamp
+    rather than the time they were written. (Zip stamps have a 2-second resolution: two
+    runs made within the same 2 s give the same bytes even when the stamp is the clock's,
+    so comparing their bytes alone would not show it.)"""
+    with zipfile.ZipFile(path) as zf:
+        stamps = {info.date_time for info in zf.infolist()}
+    a_day_ago = time.localtime(time.time() - 86400)[:6]  # earlier than now in any time zone
+    assert len(stamps) == 1 and max(stamps) < a_day_ago, f"{path}: members stamped {stamps}"
+    return Path(path).read_bytes()

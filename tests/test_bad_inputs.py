@@ -37,7 +37,8 @@ def edit(old, new):
     return BASE.replace(old, new)
 
 
-# (id, config text, dotted path in the message, extra files {name: text})
+# (id, config text, dotted path in the message (or, for a file that is no config at
+# all, what the message says), extra files {name: text})
 CONFIG_CASES = [
     ("unknown activation", edit("activation: tanh", "activation: relux  #!"),
      "model.layers.0.activation", {}),
@@ -47,8 +48,9 @@ CONFIG_CASES = [
     ("float units", edit("units: 3", "units: 2.5  #!"), "model.layers.0.units", {}),
     ("absurd units", edit("units: 3", "units: 1000000000000  #!"), "model.layers.0.units", {}),
     ("duplicate key", edit("  epochs: 3", "  epochs: 3\n  epochs: 4  #!"), "train.epochs", {}),
-    ("syntax error", edit("  epochs: 3", "  epochs: 3: 4  #!"), "", {}),
-    ("list at the top", "- units: 3  #!\n", "", {}),
+    ("syntax error", edit("  epochs: 3", "  epochs: 3: 4  #!"),
+     "invalid YAML: mapping values are not allowed", {}),
+    ("list at the top", "- units: 3  #!\n", "the file holds a list; a config is a mapping", {}),
     ("loss vs output", edit("  loss: binary_crossentropy", "  loss: categorical_crossentropy  #!"),
      "train.loss", {}),
     ("unknown optimizer", edit("  optimizer: {name: sgd, lr: 0.5}", "  optimizer: adamm  #!"),

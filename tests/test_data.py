@@ -153,8 +153,9 @@ def test_csv_file_errors(tmp_path, text, kwargs, message, row):
 def test_missing_file_and_unknown_format(tmp_path):
     raises(f"{tmp_path / 'nope.csv'}: no such file", data.load, tmp_path / "nope.csv")
     raises("no such file", data.stream, tmp_path / "nope.npy", batch_size=3)  # eagerly
-    (tmp_path / "d.txt").write_text("x\n1\n")
-    raises("unknown data format '.txt'; valid: .csv, .npy, .npz", data.load, tmp_path / "d.txt")
+    (tmp_path / "d.dat").write_text("x\n1\n")
+    raises("unknown data format '.dat'; valid: .csv, .npy, .npz, .tsv, .txt", data.load,
+           tmp_path / "d.dat")
     raises("targets_path is only for .npy", data.load, tmp_path / "d.csv", targets_path="t.npy")
 
 

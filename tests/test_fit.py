@@ -3,16 +3,21 @@ Ctrl-C, warm starts and `predict`."""
 
 import csv
 import json
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import CONFIGS, ROOT, write, yamlnet
+
+from runner import api
+from runner.engine import train
+from runner.runs import build
+from schemas import load_config_dict
 
 
 def folder_of(stdout, base):
@@ -114,6 +119,13 @@ def test_divergence_fails_with_exit_1(tmp_path):
     assert " partial " in out
 
 
+def first_line(stream, timeout):
+    """The first line written to the pipe `stream`, waiting at most `timeout` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, f"no line in {timeout} s"
+    return stream.readline()
+
+
 @pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted(tmp_path):
     for name in ("digits.yaml", "digits.csv"):
@@ -122,14 +134,14 @@ def test_ctrl_c_marks_the_run_interrupted(tmp_path):
             "--set", "train.epochs=100000"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    deadline = time.time() + 60
-    run_json = None
-    while time.time() < deadline and run_json is None:
-        found = list((tmp_path / "runs").glob("digits/*/run.json"))
-        run_json = found[0] if found else None
-        time.sleep(0.1)
-    assert run_json is not None
-    time.sleep(1.0)  # well inside the fit
+    try:
+        # well inside the fit: its first progress line (one every few seconds) is out
+        assert first_line(proc.stderr, timeout=60).startswith("digits: epoch ")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    (run_json,) = (tmp_path / "runs").glob("digits/*/run.json")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
@@ -170,3 +182,84 @@ def test_warm_start_and_predict(iris, tmp_path):
     assert [r["label"] for r in got] == list(w["classes"][Z.argmax(1)])
     code, _, err = yamlnet("predict", "--run", first, "--data", tmp_path / "nowhere.csv")
     assert code == 2 and "nowhere.csv" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------
+# train.shuffle: every epoch visits the rows in a new order drawn from the config's seed
+
+class RecordingNet:
+    """Stands in for a Network in train.fit: records the rows of each minibatch."""
+
+    def __init__(self):
+        self.params, self.grads, self.seen = np.zeros(1), np.zeros(1), []
+
+    def train_step(self, xb, yb, loss):
+        self.seen.extend(xb[:, 0].astype(int).tolist())
+        return 0.0
+
+
+class NoStep:
+    def step(self, grads):
+        pass
+
+
+def visit_orders(shuffle, seed, epochs=4, n=12):
+    """The order in which each epoch of train.fit visits n rows (minibatches of 5)."""
+    config = load_config_dict({
+        "data": {"path": "d.csv"}, "model": {"layers": [{"units": 1}]},
+        "train": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": epochs,
+                  "batch_size": 5, "shuffle": shuffle}}, source="test")
+    net = RecordingNet()
+    X = np.arange(n, dtype=float).reshape(n, 1)
+    *_, shuffle_rng = build.generators(seed)
+    train.fit(net, NoStep(), X, np.zeros((n, 1)), config.train, shuffle_rng)
+    return [tuple(net.seen[i:i + n]) for i in range(0, len(net.seen), n)]
+
+
+def test_shuffle_visits_every_row_once_per_epoch_in_a_new_order():
+    orders = visit_orders(shuffle=True, seed=0)
+    assert all(sorted(order) == list(range(12)) for order in orders)
+    assert tuple(range(12)) not in orders and len(set(orders)) == len(orders)
+    assert visit_orders(shuffle=True, seed=0) == orders  # drawn from the seed
+    assert visit_orders(shuffle=True, seed=1) != orders
+    assert visit_orders(shuffle=False, seed=0) == [tuple(range(12))] * 4
+
+
+SHUFFLED = """\
+name: order
+data: {path: d.csv, targets: [y]}
+model:
+  weights: w.npz  # fixed initial weights: the seed then decides the row order alone
+  layers:
+    - {units: 3, activation: tanh}
+    - {units: 1, activation: sigmoid}
+train:
+  loss: binary_crossentropy
+  optimizer: {name: sgd, lr: 0.5}
+  epochs: 5
+  batch_size: 1
+"""
+
+
+def test_the_fitted_weights_follow_the_shuffle_and_the_seed(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = "\n".join(f"{a:.3f},{b:.3f},{int(a > b)}" for a, b in rng.random((12, 2)))
+    write(tmp_path / "d.csv", "x1,x2,y\n" + rows + "\n")
+    np.savez(tmp_path / "w.npz", **{"layers.0.W": rng.normal(size=(2, 3)),
+                                    "layers.0.b": np.zeros(3),
+                                    "layers.1.W": rng.normal(size=(3, 1)),
+                                    "layers.1.b": np.zeros(1)})
+    config = write(tmp_path / "order.yaml", SHUFFLED)
+
+    def fitted(shuffle, seed, force=False):
+        outcome = api.run(api.load_config(str(config), overrides=[
+            f"train.shuffle={shuffle}", f"seed={seed}"]), out=tmp_path / "runs", force=force)
+        with np.load(Path(outcome.folder) / "weights.npz") as w:
+            return w["layers.0.W"].tobytes() + w["layers.1.W"].tobytes()
+
+    in_file_order = fitted("false", 1)
+    assert fitted("false", 2) == in_file_order  # without shuffling the seed changes nothing
+    shuffled = fitted("true", 1)
+    assert shuffled != in_file_order
+    assert fitted("true", 1, force=True) == shuffled  # the same seed, the same order
+    assert fitted("true", 2) != shuffled

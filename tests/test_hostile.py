@@ -6,16 +6,16 @@ traceback, no run folder claiming `complete`, no half-written file, no code run.
 Config cases mark the line the message must point at with `#!`; other cases give the
 text that locates the problem (`d.csv:3:`, `--workers`). Together with
 tests/test_bad_inputs.py (a first, smaller table) this is the bad-input corpus of
-SPEC §4; this file alone holds more than 40 cases.
+docs/cli.md (Errors); this file alone holds more than 40 cases.
 """
 
+import errno
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -219,8 +219,8 @@ config("tag: binary", edit("path: d.csv", "path: !!binary aGVsbG8=  #!"), "is no
 config("data: missing file", edit("path: d.csv", "path: nowhere.csv  #!"), "nowhere.csv",
        "file not found")
 config("data: a folder", edit("path: d.csv", "path: sub  #!"), "a folder", **{"sub/x": "1"})
-config("data: unknown format", edit("path: d.csv", "path: d.txt  #!"), "unknown data format",
-       ".csv, .npy, .npz", **{"d.txt": GOOD})
+config("data: unknown format", edit("path: d.csv", "path: d.dat  #!"), "unknown data format",
+       ".csv, .npy, .npz, .tsv, .txt", **{"d.dat": GOOD})
 config("data: inputs disagree with the data", edit("  layers:", "  inputs: 3  #!\n  layers:"),
        "2 feature columns", "model.inputs: 2")
 config("data: validation file of other width",
@@ -402,13 +402,14 @@ def test_hostile_input(request, refusals, files, argv, where, words):
 
 @pytest.fixture
 def fresh_child_rusage(tmp_path):
-    """RUSAGE_CHILDREN is a maximum over every child so far: measure in a new process."""
+    """(exit code, stderr, peak MiB) of `yamlnet ARGS`. RUSAGE_CHILDREN is a maximum over
+    every child so far: measure in a new process. (Time is not measured: a refusal before
+    allocation shows in the memory peak, and speed is bench/'s business.)"""
     script = tmp_path / "measure.py"
     script.write_text(
-        "import json, resource, subprocess, sys, time\n"
-        "t = time.monotonic()\n"
+        "import json, resource, subprocess, sys\n"
         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-        "print(json.dumps([p.returncode, p.stderr, time.monotonic() - t,\n"
+        "print(json.dumps([p.returncode, p.stderr,\n"
         "                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))\n")
 
     def measure(*args, cwd):
@@ -425,18 +426,18 @@ def test_a_huge_network_is_refused_before_allocation(tmp_path, fresh_child_rusag
     big = edit("    - units: 4\n", "    - units: 1000000\n    - units: 1000000\n"
                "    - units: 1000000\n")
     write(tmp_path / "case.yaml", big)
-    code, err, seconds, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
+    code, err, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
                                                       cwd=tmp_path)
     assert code == 2 and "2 GiB limit" in err and "Traceback" not in err
-    assert seconds < 20 and peak_mib < 300, (seconds, peak_mib)
+    assert peak_mib < 300, peak_mib
     # without model.inputs the first layer's fan-in is known only from the data: the
     # refusal then comes at build time, still before any array is allocated
     write(tmp_path / "case.yaml", edit("    - units: 4\n", "    - units: 200000\n"
                                        "    - units: 5000\n"))
-    code, err, seconds, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
+    code, err, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
                                                       cwd=tmp_path)
     assert code == 2 and "parameters" in err and "Traceback" not in err, err
-    assert seconds < 20 and peak_mib < 300, (seconds, peak_mib)
+    assert peak_mib < 300, peak_mib
 
 
 def test_huge_work_buffers_are_refused_before_allocation(tmp_path, fresh_child_rusage):
@@ -446,14 +447,14 @@ def test_huge_work_buffers_are_refused_before_allocation(tmp_path, fresh_child_r
     write(tmp_path / "d.csv", "x1,x2,y\n" + rows + "\n")
     text = edit("units: 4", "units: 1000000").replace("batch_size: 2", "batch_size: 64")
     write(tmp_path / "case.yaml", text.replace("predict:\n  batch_size: 8\n", ""))
-    code, err, seconds, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
+    code, err, peak_mib = fresh_child_rusage("run", "--config", "case.yaml",
                                                       cwd=tmp_path)
     assert code == 2 and "Traceback" not in err, err
     assert "work buffers" in err and "use fewer units" in err and "case.yaml:8:" in err
-    assert seconds < 20 and peak_mib < 300, (seconds, peak_mib)
+    assert peak_mib < 300, peak_mib
     # the same network with a forward pass: predict.batch_size is what to lower
     write(tmp_path / "case.yaml", text.split("train:")[0] + "predict: {batch_size: 4096}\n")
-    code, err, _, peak_mib = fresh_child_rusage("run", "--config", "case.yaml", cwd=tmp_path)
+    code, err, peak_mib = fresh_child_rusage("run", "--config", "case.yaml", cwd=tmp_path)
     assert code == 2 and "set predict.batch_size to at most" in err, err
     assert peak_mib < 300
     assert not list(tmp_path.rglob("run.json"))
@@ -474,14 +475,14 @@ def merge_bomb(levels=8):
 
 
 @pytest.mark.parametrize("text", [alias_bomb(), merge_bomb()], ids=["lists", "merge keys"])
-def test_alias_bombs_are_refused_quickly_in_bounded_memory(tmp_path, fresh_child_rusage, text):
+def test_alias_bombs_are_refused_in_bounded_memory(tmp_path, fresh_child_rusage, text):
     write(tmp_path / "d.csv", GOOD)
     write(tmp_path / "case.yaml", text)
     for args in (["run", "--config", "case.yaml"], ["validate", "case.yaml"]):
-        code, err, seconds, peak_mib = fresh_child_rusage(*args, cwd=tmp_path)
+        code, err, peak_mib = fresh_child_rusage(*args, cwd=tmp_path)
         assert code == 2 and "document too large" in err and "case.yaml:1:" in err, err
         assert "Traceback" not in err
-        assert seconds < 20 and peak_mib < 300, (seconds, peak_mib)
+        assert peak_mib < 300, peak_mib
 
 
 def test_an_oversized_config_is_refused(tmp_path):
@@ -515,13 +516,13 @@ def test_scheduler_at_a_closed_port_fails_fast(tmp_path):
         port = s.getsockname()[1]
     write(tmp_path / "d.csv", GOOD)
     write(tmp_path / "case.yaml", BASE + "sweep:\n  grid:\n    train.epochs: [1, 2]\n")
-    started = time.monotonic()
     code, _, err = yamlnet("run", "--config", "case.yaml", "--scheduler",
                            f"127.0.0.1:{port}", cwd=tmp_path, timeout=60)
     assert code == 2 and "Traceback" not in err, err
     assert f"--scheduler 127.0.0.1:{port}" in err and "cannot reach" in err
     assert "tcp://" in err  # what a valid address looks like
-    assert time.monotonic() - started < 10  # the client alone would retry for 10 s
+    # refused at once by a probe of the port, not timed out after the client's 10 s of retries
+    assert f"[Errno {errno.ECONNREFUSED}]" in err and "Timed out" not in err, err
     assert not list(tmp_path.rglob("run.json"))
 
 
@@ -614,10 +615,24 @@ def test_extreme_inputs_fail_with_advice_and_no_warnings(tmp_path, dtype):
         assert code == 2 and "fit.yaml:" in err and "too large to scale" in err, err
 
 
-def test_predict_on_extreme_rows_fails_with_advice(finished_run, tmp_path):
+def test_predict_on_extreme_rows_saturates_or_fails_with_advice(finished_run, tmp_path):
+    # xor's tanh layer saturates: the outputs of extreme rows stay finite and are written
     write(tmp_path / "new.csv", "x1,x2\n0,1\n3e38,-3e38\n")
     code, _, err = yamlnet("predict", "--run", finished_run, "--data", "new.csv",
                            "--out", "p.csv", cwd=tmp_path, env=NOISY)
-    assert code in (0, 1) and "Traceback" not in err and "Warning" not in err, err
-    if code == 1:  # tanh saturates: xor's outputs may stay finite
-        assert "data row 2" in err and not (tmp_path / "p.csv").exists()
+    assert code == 0 and "Traceback" not in err and "Warning" not in err, err
+    rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(0 <= float(v) <= 1 for row in rows for v in row.split(","))
+    # the puzzle's neuron is linear, y = 2x + 2 in float64: 1e308 overflows to inf
+    for name in ("puzzle.yaml", "puzzle.csv", "puzzle_query.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    code, out, err = yamlnet("run", "--config", "puzzle.yaml", "--quiet", cwd=tmp_path)
+    assert code == 0, err
+    linear = tmp_path / out.split(": ")[1].strip()
+    write(tmp_path / "far.csv", "x\n5\n1e308\n")
+    code, _, err = yamlnet("predict", "--run", linear, "--data", "far.csv",
+                           "--out", "q.csv", cwd=tmp_path, env=NOISY)
+    assert code == 1 and "far.csv: the outputs overflow" in err and "data row 2" in err, err
+    assert "data.scale: standard" in err
+    assert "Traceback" not in err and "Warning" not in err, err
+    assert not (tmp_path / "q.csv").exists() and not list(tmp_path.glob(".tmp-*"))

@@ -1,4 +1,4 @@
-"""The config models: the SPEC example, defaults, shorthand, strictness, cross-field rules,
+"""The config models: the docs/config.md example, defaults, shorthand, strictness, cross-field rules,
 the vocabularies and the committed JSON Schema."""
 
 import json
@@ -20,7 +20,7 @@ from schemas import (
     load_config_dict,
 )
 
-SPEC_EXAMPLE = """\
+FULL_EXAMPLE = """\
 name: xor                  # [A-Za-z0-9_][A-Za-z0-9_.-]* ; default: the file's stem
 seed: 0                    # one seed drives init, shuffling and splits
 dtype: float32             # float32 | float64
@@ -31,12 +31,12 @@ data:
   targets: [y]
   targets_path: null       # for .npy data: a second .npy holding the targets
   scale: none              # none | standard | minmax
-  validation_split: 0.25   # SPEC shows 0.0, but early_stopping below monitors val_loss
+  validation_split: 0.25   # the default is 0.0, but early_stopping below monitors val_loss
   validation_path: null    # a separate file with the same columns
 
 model:
   inputs: 2                # optional; inferred from the data, error when they disagree
-  weights: null            # optional .npz (format in section 5) to start from
+  weights: null            # optional .npz (format in docs/run-folders.md) to start from
   layers:
     - units: 4
       activation: tanh     # string, or {name: leaky_relu, alpha: 0.1}
@@ -93,7 +93,7 @@ def messages(data) -> list[str]:
 
 
 def test_spec_example_validates(tmp_path):
-    (tmp_path / "xor.yaml").write_text(SPEC_EXAMPLE)
+    (tmp_path / "xor.yaml").write_text(FULL_EXAMPLE)
     cfg = load_config(tmp_path / "xor.yaml")
     assert cfg.name == "xor"
     assert cfg.data.path == str(tmp_path / "xor.csv")
@@ -110,7 +110,9 @@ def test_defaults_are_filled():
     assert Config.model_validate(MINIMAL).model_dump(mode="json") == {
         "name": "config", "seed": 0, "dtype": "float32",
         "data": {"path": "xor.csv", "features": None, "targets": None, "targets_path": None,
-                 "scale": "none", "validation_split": 0.0, "validation_path": None},
+                 "scale": "none", "target_scale": "none", "validation_split": 0.0,
+                 "validation_path": None, "delimiter": None, "header": True,
+                 "na_values": ["", "NA", "N/A", "NaN", "null"], "decimal": "."},
         "model": {"inputs": None, "weights": None, "layers": [
             {"units": 1, "activation": {"name": "identity"}, "init": {"name": "xavier_uniform"},
              "bias_init": {"name": "zeros"}, "bias": True}]},
@@ -236,12 +238,20 @@ def test_data_rules():
                                  "validation_path": "v.csv"})) == [
         "data.validation_path: give validation_split or validation_path, not both "
         "(validation_split is 0.2)"]
-    assert messages(config(data={"features": 3})) == [
+    assert messages(config(data={"features": 2.5})) == [
         "data: missing required key 'path'",
-        "data.features: expected a list or a string, got the integer 3"]
-    assert messages(config(data={"path": "x", "features": ["a", 1], "targets": []})) == [
-        "data.features.1: expected a string, got the integer 1",
+        "data.features: expected a list, a string, an integer or a mapping, got the float 2.5"]
+    assert messages(config(data={"path": "x", "features": ["a", True], "targets": []})) == [
+        "data.features.1: expected a string or an integer, got the boolean true",
         "data.targets: expected at least 1 item, got 0"]
+    assert messages(config(data={"path": "x", "features": ["a", 1]})) == [
+        "data.features: column 1 is a position: positions address the columns of a file "
+        "without a header line; set header: false, or name the column"]
+    assert messages(config(data={"path": "x", "header": False, "targets": "y"})) == [
+        "data.targets: column 'y' is a name, but header: false: address columns by position "
+        "(0 is the first)"]
+    assert load_config_dict(config(data={"path": "x", "header": False, "features": [0, 2],
+                                         "targets": 1})).data.features == [0, 2]
     assert load_config_dict(config(data={"path": "x", "features": "x"})).data.features == "x"
 
 

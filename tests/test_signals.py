@@ -1,4 +1,4 @@
-"""Crash safety with real processes and real signals (SPEC §2, §5).
+"""Crash safety with real processes and real signals (docs/cli.md, docs/run-folders.md).
 
 SIGKILL at any moment of a fit or a sweep leaves folders the next run redoes rather
 than trusts, and the rerun gives the bytes of an uninterrupted run; SIGINT (Ctrl-C)
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, ROOT, write, yamlnet
+from conftest import CONFIGS, ROOT, weights_bytes, write, yamlnet
 
 pytestmark = pytest.mark.slow
 
@@ -105,14 +105,20 @@ def temporaries(root):
     return [p for p in Path(root).rglob(".tmp-*")]
 
 
+def size(path):
+    try:
+        return path.stat().st_size
+    except OSError:  # renamed or removed since it was listed
+        return 0
+
+
 def outputs(folder):
     """What must be bit-identical: weights, predictions, history without seconds."""
     folder = Path(folder)
     lines = (folder / "history.csv").read_text().splitlines()
     keep = [i for i, c in enumerate(lines[0].split(",")) if c != "seconds"]
     history = [[row.split(",")[i] for i in keep] for row in lines]
-    return ((folder / "weights.npz").read_bytes(), (folder / "predictions.csv").read_bytes(),
-            history)
+    return weights_bytes(folder / "weights.npz"), (folder / "predictions.csv").read_bytes(), history
 
 
 def consistent(folder):
@@ -216,8 +222,9 @@ def test_sigint_while_streaming_predictions_leaves_no_partial_file(tmp_path):
     write(tmp_path / "fwd.yaml", "data: {path: big.npy}\nmodel:\n  layers:\n"
           "    - {units: 8, activation: tanh}\n    - {units: 4}\n")
     cli = Cli(tmp_path, "run", "--config", "fwd.yaml")
-    folder = wait_for(lambda: temporaries(tmp_path / "runs")).pop().parent
-    time.sleep(0.2)
+    # mid-write: a megabyte of the some 50 MB of predictions is on disk
+    folder = wait_for(lambda: [p for p in temporaries(tmp_path / "runs")
+                               if size(p) > 1_000_000]).pop().parent
     cli.signal(signal.SIGINT)
     assert cli.wait(timeout=30) in INTERRUPTED, cli.output
     assert "Traceback" not in cli.output
@@ -264,14 +271,19 @@ def sweep_reference(swept, tmp_path):
     return {p.parent.name: outputs(p.parent) for p in run_jsons(tmp_path / "ref")}
 
 
+def mid_sweep(states, workers):
+    return "complete" in states and states.count("running") == workers
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_mid_sweep_then_rerun_redoes_only_the_unfinished(swept, sweep_reference,
                                                                  tmp_path, workers):
     out = tmp_path / "k"
     cli = Cli(tmp_path, "run", "--config", swept, "--quiet", "--out", out,
               "--workers", workers)
-    wait_for(lambda: "complete" in trial_state(out).values()
-             and "running" in trial_state(out).values())
+    # a trial is complete and every worker runs a trial: the one that finished it has
+    # started another, so none is still recording a `complete` when the parent dies
+    wait_for(lambda: mid_sweep(list(trial_state(out).values()), workers))
     cli.signal(signal.SIGKILL)
     cli.wait()
     # the parent is gone: its workers notice, interrupt their trials and exit
@@ -279,7 +291,7 @@ def test_sigkill_mid_sweep_then_rerun_redoes_only_the_unfinished(swept, sweep_re
     before = trial_state(out)
     assert "running" not in before.values() or workers == 1, before
     done = {name for name, state in before.items() if state == "complete"}
-    assert done and len(done) < 4
+    assert done and len(done) < 4, before
     stamps = {name: (out / "digits" / name / "weights.npz").stat().st_mtime_ns for name in done}
     code, stdout, err = yamlnet("run", "--config", swept, "--quiet", "--out", out,
                                 "--workers", workers, cwd=tmp_path)
@@ -300,11 +312,9 @@ def test_sigint_mid_sweep_exits_130_and_marks_interrupted(swept, tmp_path, worke
     out = tmp_path / "i"
     cli = Cli(tmp_path, "run", "--config", swept, "--out", out, "--workers", workers)
     wait_for(lambda: list(trial_state(out).values()).count("running") == workers)
-    time.sleep(0.5)
-    started = time.monotonic()
     cli.signal(signal.SIGINT, group=group)
+    # a trial of 100,000 epochs would take hours: exiting at all means no waiting for it
     assert cli.wait(timeout=60) in INTERRUPTED, cli.output
-    assert time.monotonic() - started < 15  # no waiting for the running trials to finish
     assert "Traceback" not in cli.output, cli.output
     wait_for(lambda: not cli.group_alive(), timeout=30, every=0.1)
     states = trial_state(out)

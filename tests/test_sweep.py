@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, ROOT, write, yamlnet
+from conftest import CONFIGS, ROOT, weights_bytes, write, yamlnet
 
 SWEEP = """\
 sweep:
@@ -49,7 +49,7 @@ def outputs(folder):
     history = (folder / "history.csv").read_text().splitlines()
     keep = [i for i, c in enumerate(history[0].split(",")) if c != "seconds"]
     rows = [[r.split(",")[i] for i in keep] for r in history]
-    return (folder / "weights.npz").read_bytes(), rows
+    return weights_bytes(folder / "weights.npz"), rows
 
 
 def test_grid_times_seeds_then_resume(swept, tmp_path):

@@ -35,10 +35,11 @@ class FitResult:
     stopped_early: bool = False
 
 
-def evaluate(net, X, Y, loss, metrics, with_loss=True):
+def evaluate(net, X, Y, loss, metrics, with_loss=True, unscale=None):
     """Loss (unless with_loss is False) and metrics of the current weights over all rows
     of X (n, inputs) and Y (n, outputs), forward in batches of EVAL_BATCH rows:
-    {name: float}."""
+    {name: float}. unscale(Y) -> Y in the target's own units (new array), when the
+    targets are scaled: the metrics are computed there, the loss on the scaled values."""
     n, k = Y.shape
     if n <= EVAL_BATCH:  # one batch: the network's own buffers hold everything
         A = net.forward(X)
@@ -51,6 +52,8 @@ def evaluate(net, X, Y, loss, metrics, with_loss=True):
             A[start:stop] = net.forward(X[start:stop])
             Z[start:stop] = net.logits(stop - start)
     scores = {"loss": float(LOSSES[loss](Y, Z, A))} if with_loss else {}
+    if unscale is not None and metrics:
+        Y, A = unscale(Y), unscale(A)
     for name in metrics:
         scores[name] = float(METRICS[name](Y, A))
     return scores
@@ -61,9 +64,10 @@ def batch_rows(spec, n):
     return n if spec.batch_size == "full" else min(spec.batch_size, n)
 
 
-def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
+def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None):
     """Fit `net` in place. X (n, inputs), Y (n, outputs); val: (X_val, Y_val) or None;
-    spec: the validated `train` section; rng: the generator that orders the rows.
+    spec: the validated `train` section; rng: the generator that orders the rows;
+    unscale: see `evaluate`.
 
     Raises Diverged (a RunFailed) when a minibatch loss is not finite."""
     n = X.shape[0]
@@ -94,9 +98,10 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None):
             total += value * m
         row = {"epoch": epoch, "loss": total / n}
         if spec.metrics:
-            row.update(evaluate(net, X, Y, spec.loss, spec.metrics, with_loss=False))
+            row.update(evaluate(net, X, Y, spec.loss, spec.metrics, with_loss=False,
+                                unscale=unscale))
         if val is not None:
-            scores = evaluate(net, val[0], val[1], spec.loss, spec.metrics)
+            scores = evaluate(net, val[0], val[1], spec.loss, spec.metrics, unscale=unscale)
             row.update({"val_" + key: value for key, value in scores.items()})
         if not np.isfinite(net.params).all():
             raise Diverged(epoch, result.history)

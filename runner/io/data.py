@@ -29,10 +29,12 @@ class Dataset:
 
 
 def load(path, *, features=None, targets=None, targets_path=None, dtype="float32",
-         labels=False) -> Dataset:
+         labels=False, dialect=None) -> Dataset:
     """Read a whole data file into memory (for fits). With labels=True the single target
-    column is read as class labels (text), else targets must be numbers."""
-    src, dtype = open_source(path, features, targets, targets_path), np.dtype(dtype)
+    column is read as class labels (text), else targets must be numbers. `dialect`: the
+    delimited-text settings {delimiter, header, na_values, decimal} (None: plain CSV)."""
+    src = open_source(path, features, targets, targets_path, dialect=dialect)
+    dtype = np.dtype(dtype)
     if labels and len(src.target_names) > 1:
         raise DataError(src.path, f"class labels must be one target column, got "
                         f"{len(src.target_names)}: {', '.join(src.target_names)}")
@@ -40,13 +42,23 @@ def load(path, *, features=None, targets=None, targets_path=None, dtype="float32
     return Dataset(X, Y, lab, src.feature_names, src.target_names)
 
 
-def inspect(path, *, features=None, targets=None, targets_path=None) -> Info:
+def feature_columns(features, names, exclude=()):
+    """The feature column names: `features` (a name, a position, a list of them) or, when
+    None, every name of `names` that is not in `exclude`."""
+    if features is None:
+        skip = {str(e) for e in exclude}
+        return [n for n in names if n not in skip]
+    return [str(f) for f in ([features] if isinstance(features, (str, int)) else features)]
+
+
+def inspect(path, *, features=None, targets=None, targets_path=None, dialect=None) -> Info:
     """Cheap look without reading the rows: column names and widths; n_rows from the
     .npy/.npz header, None for a CSV (only its header line is read)."""
-    return open_source(path, features, targets, targets_path).info()
+    return open_source(path, features, targets, targets_path, dialect=dialect).info()
 
 
-def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> Iterator[np.ndarray]:
+def stream(path, *, features=None, batch_size, dtype="float32", exclude=(),
+           dialect=None) -> Iterator[np.ndarray]:
     """Yield feature chunks X (b, d) of dtype, batch_size rows each (the last one shorter), in
     file order, holding only a few MiB of the file at a time: a .npy or an array of a .npz is
     read block by block (a Fortran-order array is read whole), a CSV in blocks of lines.
@@ -58,7 +70,8 @@ def stream(path, *, features=None, batch_size, dtype="float32", exclude=()) -> I
     """
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    src, dtype = open_source(path, features, exclude=exclude), np.dtype(dtype)
+    src = open_source(path, features, exclude=exclude, dialect=dialect)
+    dtype = np.dtype(dtype)
     blocks = src.stream(dtype, batch_size)
     return _rebatch(src.path, blocks, batch_size, len(src.feature_names), dtype)
 

@@ -77,7 +77,8 @@ class PredictionWriter:
 
     fmt "csv" or "npy" (PredictionWriter(...) makes the writer of that format, from
     WRITERS); n_outputs K; dtype "float32" | "float64"; classes (K,) str for
-    classification (K == 1: a sigmoid output, two classes).
+    classification (K == 1: a sigmoid output, two classes); keep: names of input columns
+    copied in front of the predictions (csv only), whose texts write() receives.
 
     A format subclasses this and implements open() (create the file(s) and write the
     header), write_rows(A (b, K) of dtype), finish() (complete and rename into place) and
@@ -92,8 +93,11 @@ class PredictionWriter:
             cls = WRITERS[fmt]
         return super().__new__(cls)
 
-    def __init__(self, path, *, fmt, n_outputs, dtype, classes=None):
+    def __init__(self, path, *, fmt, n_outputs, dtype, classes=None, keep=()):
         self.path, self.fmt, self.K = os.fspath(path), fmt, int(n_outputs)
+        self.keep = list(keep)
+        if self.keep and fmt != "csv":
+            raise ValueError(f"keep needs the csv format, not {fmt!r}")
         self.dtype = np.dtype(dtype)
         self.classes = None if classes is None else np.asarray(classes).astype(str)
         if self.classes is not None and len(self.classes) != (2 if self.K == 1 else self.K):
@@ -105,11 +109,15 @@ class PredictionWriter:
         """Class index per row of A (b, K): argmax, or A[:, 0] > 0.5 for one sigmoid unit."""
         return (A[:, 0] > 0.5).astype(np.intp) if self.K == 1 else np.argmax(A, axis=1)
 
-    def write(self, A) -> None:
-        """Append the rows of A (b, K) (and their predicted labels, for classification)."""
+    def write(self, A, kept=None) -> None:
+        """Append the rows of A (b, K) (and their predicted labels, for classification);
+        kept: {name: (b,) str} of the `keep` columns."""
         if A.ndim != 2 or A.shape[1] != self.K:
             raise ValueError(f"expected predictions of shape (rows, {self.K}), got {A.shape}")
-        self.write_rows(np.asarray(A, dtype=self.dtype))
+        if self.keep:
+            self.write_rows(np.asarray(A, dtype=self.dtype), kept)
+        else:
+            self.write_rows(np.asarray(A, dtype=self.dtype))
 
     def close(self) -> None:
         """Finish the file(s) and rename them into place."""
@@ -143,20 +151,25 @@ class CsvWriter(PredictionWriter):
         self.atomic = atomic_path(self.path)
         self.f = open(self.atomic.__enter__(), "w", encoding="utf-8", newline="")
         header = [f"y{k}" for k in range(self.K)] + (["label"] if self.classes is not None else [])
-        self.f.write(",".join(header) + "\n")
-        self.row = ",".join([ROUND_TRIP[self.dtype.name]] * self.K)
+        self.f.write(",".join(map(_csv_field, self.keep + header)) + "\n")
+        self.row = ",".join(["%s"] * len(self.keep) + [ROUND_TRIP[self.dtype.name]] * self.K)
         if self.classes is not None:
             self.row += ",%s"
             self.fields = np.array([_csv_field(c) for c in self.classes.tolist()], dtype=object)
         self.row += "\n"
 
-    def write_rows(self, A):
-        if self.classes is None:
+    def write_rows(self, A, kept=None):
+        c = len(self.keep)
+        if self.classes is None and not c:
             values = A.astype(np.float64).ravel().tolist()
-        else:  # interleave the values with the label fields: (b, K + 1) Python objects
-            table = np.empty((len(A), self.K + 1), dtype=object)
-            table[:, :-1] = A.astype(np.float64)
-            table[:, -1] = self.fields[self.predicted(A)]
+        else:  # interleave kept texts, values and labels: (b, c + K + 1) Python objects
+            table = np.empty((len(A), c + self.K + (self.classes is not None)), dtype=object)
+            for j, name in enumerate(self.keep):
+                table[:, j] = [_csv_field(t) for t in np.asarray(kept[name]).tolist()]
+            table[:, c:c + self.K] = A.astype(np.float64)
+            if self.classes is not None:
+                table[:, -1] = self.fields[self.predicted(A)]
+                table[np.isnan(A).any(axis=1), -1] = ""  # a row without a prediction
             values = table.ravel().tolist()
         self.f.write((self.row * len(A)) % tuple(values))  # one format call per chunk
 
@@ -194,7 +207,9 @@ class NpyWriter(PredictionWriter):
     def write_rows(self, A):
         self.out.write(A)
         if self.lab is not None:
-            self.lab.write(self.classes[self.predicted(A)])
+            labels = self.classes[self.predicted(A)]
+            labels[np.isnan(A).any(axis=1)] = ""  # a row without a prediction
+            self.lab.write(labels)
 
     def finish(self):
         if self.lab is not None:

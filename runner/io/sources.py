@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner.errors import DataError
+from runner.errors import DataError, did_you_mean
+from runner.io import table
 from runner.io.readers import CsvReader, array_blocks, open_array, read_array
 
 
@@ -30,8 +31,12 @@ class Info:
 
 
 def _names(value):
-    """None, one name or a list of names -> list of names."""
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
+    """None, one name or a list of names -> list of names; a position (an int, for a file
+    without a header) is named by its digits."""
+    if value is None:
+        return []
+    values = [value] if isinstance(value, (str, int)) else list(value)
+    return [str(v) for v in values]
 
 
 def _no_targets_path(path, targets_path):
@@ -161,16 +166,69 @@ class NpzSource(_ArraySource):
         return names[0] if names else default
 
 
-FORMATS = {".csv": CsvSource, ".npy": NpySource, ".npz": NpzSource}
+class TableSource(Source):
+    """A table read by runner/io/table.py: a .tsv or .txt, a .csv in another dialect
+    (delimiter, no header line, decimal comma), or a .parquet (runner/io/parquet.py).
+    Numeric columns; without a header, columns are named by position ("0", "1", ...)."""
+
+    def __init__(self, path, features=None, targets=None, targets_path=None, exclude=(),
+                 dialect=None):
+        _no_targets_path(path, targets_path)
+        self.path, self.dialect = path, {**table.PLAIN, **(dialect or {})}
+        names, self.dialect["delimiter"] = table.read_header(
+            path, delimiter=self.dialect["delimiter"], header=self.dialect["header"],
+            decimal=self.dialect["decimal"])
+        targets = _names(targets)
+        if features is None:
+            skip = set(targets) | set(_names(exclude))
+            features = [n for n in names if n not in skip]
+        self.feature_names, self.target_names = _names(features), targets
+        for name in self.feature_names + targets:
+            if name not in names:
+                raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
+                                f"(columns: {', '.join(names)})")
+        both = set(self.feature_names) & set(targets)
+        if both:
+            raise DataError(path, f"column {min(both)!r} is both a feature and a target")
+        if not self.feature_names:
+            raise DataError(path, "no feature columns (every column is a target)")
+
+    def _numbers(self, t, names, dtype):
+        table.refuse_missing(t, names, "declare the column under data.features with type "
+                             "numeric and a missing: rule (mean, median, constant, drop_row)")
+        return np.ascontiguousarray(table.numbers(t, names), dtype)
+
+    def load(self, dtype, labels):
+        t = table.read_table(self.path, self.feature_names + self.target_names, **self.dialect)
+        X = self._numbers(t, self.feature_names, dtype)
+        Y = lab = None
+        if labels and self.target_names:
+            table.refuse_missing(t, self.target_names, "every row needs its target")
+            lab = t.values[self.target_names[0]]
+        elif self.target_names:
+            Y = self._numbers(t, self.target_names, dtype)
+        return X, Y, lab
+
+    def stream(self, dtype, batch_size):
+        for t in table.iter_table(self.path, self.feature_names, **self.dialect):
+            yield self._numbers(t, self.feature_names, dtype)
 
 
-def open_source(path, features=None, targets=None, targets_path=None, exclude=()) -> Source:
-    """The Source of `path`, its class chosen by the extension (FORMATS)."""
+FORMATS = {".csv": CsvSource, ".npy": NpySource, ".npz": NpzSource, ".tsv": TableSource,
+           ".txt": TableSource, ".parquet": TableSource}
+
+
+def open_source(path, features=None, targets=None, targets_path=None, exclude=(),
+                dialect=None) -> Source:
+    """The Source of `path`, its class chosen by the extension (FORMATS); a .csv whose
+    `dialect` (delimiter, header, na_values, decimal) is not plain goes to TableSource."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise DataError(path, f"unknown data format {ext or '(no extension)'!r}; "
                         f"valid: {', '.join(FORMATS)}")
+    if FORMATS[ext] is TableSource or (ext == ".csv" and table.needed(path, dialect)):
+        return TableSource(path, features, targets, targets_path, exclude, dialect)
     return FORMATS[ext](path, features, targets, targets_path, exclude)
 
 

@@ -1,16 +1,14 @@
 """The one bridge from a validated config to engine objects: random generators, the
 network, its initial weights, the optimizer and the prepared data arrays."""
 
-import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from runner.engine.network import Network
 from runner.engine.optimizers import OPTIMIZERS
-from runner.errors import DataError, UserError, located
-from runner.io import data, weights
+from runner.errors import UserError, located
+from runner.io import weights
 from schemas.config import MAX_PARAMETER_BYTES
 
 
@@ -94,100 +92,8 @@ def optimizer(config, net):
     return OPTIMIZERS[name](net.params, **params)
 
 
-def is_csv(path):
-    return os.path.splitext(path)[1].lower() == ".csv"
-
-
-def n_inputs(config):
-    """model.inputs, or the width of the data's features (read from its header)."""
-    if config.model.inputs is not None:
-        return config.model.inputs
-    d = config.data
-    with located("data.path"):
-        return data.inspect(d.path, features=d.features, targets=d.targets,
-                            targets_path=d.targets_path).n_features
-
-
 def check_inputs(config, n_features, source):
     if config.model.inputs is not None and config.model.inputs != n_features:
         raise UserError(
             f"{config.model.inputs} does not match the {n_features} feature columns of "
             f"{source}; set model.inputs: {n_features} or remove it", "model.inputs")
-
-
-@dataclass
-class Prepared:
-    """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None."""
-
-    X: np.ndarray
-    Y: np.ndarray
-    val: tuple | None
-    scaler: data.Scaler
-    classes: np.ndarray | None
-    feature_names: list
-    target_names: list
-
-
-def _read(config, key, labels, targets_path=None):
-    d = config.data
-    with located(key):
-        return data.load(getattr(d, key.split(".")[1]), features=d.features, targets=d.targets,
-                         targets_path=targets_path, dtype=config.dtype, labels=labels)
-
-
-def _targets(config, ds, classes, path):
-    """Y (n, outputs) of a dataset: one-hot labels or numeric targets."""
-    if ds.labels is not None:
-        return data.encode_labels(ds.labels, classes=classes, dtype=config.dtype, path=path,
-                                  first_row=2 if is_csv(path) else 1)
-    if ds.Y is None:
-        raise DataError(path, "a fit needs targets: set data.targets (or data.targets_path)")
-    return None, ds.Y
-
-
-def training_data(config, split_rng):
-    """Read, split, encode and scale the data of a fit (docs/data.md)."""
-    d, units = config.data, config.model.layers[-1].units
-    with located("data.path"):
-        info = data.inspect(d.path, features=d.features, targets=d.targets,
-                            targets_path=d.targets_path)
-    labels = config.train.loss == "categorical_crossentropy" and info.n_targets == 1
-    ds = _read(config, "data.path", labels, d.targets_path)
-    check_inputs(config, ds.X.shape[1], d.path)
-    with located("data.path"):
-        classes, Y = _targets(config, ds, None, d.path)
-    if Y.shape[1] != units:
-        what = f"{len(classes)} classes ({', '.join(map(str, classes[:10]))})" if labels else (
-            f"{Y.shape[1]} target columns")
-        raise DataError(d.path, f"the targets have {what} but the output layer has {units} "
-                        f"units: set model.layers.{len(config.model.layers) - 1}.units: {Y.shape[1]}",
-                        key="data.targets")
-    X, val = ds.X, None
-    if d.validation_path is not None:
-        vs = _read(config, "data.validation_path", labels)
-        with located("data.validation_path"):
-            if vs.X.shape[1] != X.shape[1]:
-                raise DataError(d.validation_path, f"has {vs.X.shape[1]} feature columns, "
-                                f"the training data {X.shape[1]}")
-            val = (vs.X, _targets(config, vs, classes, d.validation_path)[1])
-    elif d.validation_split > 0:
-        n = X.shape[0]
-        n_val = math.ceil(d.validation_split * n)
-        if n_val >= n:
-            raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
-                            "no training rows", key="data.validation_split")
-        order = split_rng.permutation(n)
-        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-        val = (X[val_rows], Y[val_rows])
-        X, Y = X[train_rows], Y[train_rows]
-    with np.errstate(all="ignore"):
-        scaler = data.Scaler.fit(d.scale, X)
-    if not all(np.isfinite(a).all() for a in scaler.arrays().values()):
-        raise DataError(d.path, f"the features are too large to scale: their {d.scale} "
-                        "statistics overflow float64; rescale the values in the file",
-                        key="data.scale")
-    scaler.apply(X)
-    if val is not None:
-        scaler.apply(val[0])
-    return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
-                    ds.feature_names, ds.target_names)

@@ -14,12 +14,14 @@ import numpy as np
 
 from runner.engine import train
 from runner.errors import RunFailed, UserError, located
-from runner.io import atomic, data, weights
+from runner.io import atomic, data, preprocess, table, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
-from runner.runs import build, folders
+from runner.runs import build, folders, prepare
 from runner.vocabulary import PREDICT_BATCH
 from schemas import set_path
+
+PREPROCESS = "preprocess.json"  # what a run learned beyond weights.npz, replayed by predict
 
 
 def resolved(config):
@@ -116,7 +118,7 @@ def compute(config, folder, on_epoch=None):
 
 def _fit(config, folder, on_epoch):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
-    prepared = build.training_data(config, split_rng)
+    prepared = prepare.training_data(config, split_rng)
     n, spec = prepared.X.shape[0], config.train
     build.buffer_check(config, train.batch_rows(spec, n), "train.batch_size")
     build.buffer_check(config, min(train.EVAL_BATCH, n), None)  # evaluation, every epoch
@@ -124,9 +126,14 @@ def _fit(config, folder, on_epoch):
     net = build.network(config, prepared.X.shape[1])
     build.initial_weights(net, config, init_rng)
     optimizer = build.optimizer(config, net)
+    saved = prepared.preprocess or {}
+    unscale = None
+    if "targets" in saved:  # metrics in the target's own units
+        def unscale(Y):
+            return preprocess.decode_targets(saved["targets"], Y)
     try:
         result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
-                           val=prepared.val, on_epoch=on_epoch)
+                           val=prepared.val, on_epoch=on_epoch, unscale=unscale)
     except train.Diverged as e:  # the epochs before the divergence are kept for study
         if e.history:
             write_history(folder.file("history.csv"), e.history)
@@ -136,17 +143,21 @@ def _fit(config, folder, on_epoch):
     if prepared.classes is not None:
         extra["classes"] = prepared.classes
     weights.save(folder.file("weights.npz"), {**net.state(), **extra})
-    metrics = train.evaluate(net, prepared.X, prepared.Y, spec.loss, spec.metrics)
+    if prepared.preprocess is not None:
+        atomic.write_text(folder.file(PREPROCESS), json.dumps(prepared.preprocess, indent=1) + "\n")
+    metrics = train.evaluate(net, prepared.X, prepared.Y, spec.loss, spec.metrics, unscale=unscale)
     if prepared.val is not None:
-        scores = train.evaluate(net, *prepared.val, spec.loss, spec.metrics)
+        scores = train.evaluate(net, *prepared.val, spec.loss, spec.metrics, unscale=unscale)
         metrics.update({"val_" + key: value for key, value in scores.items()})
     metrics["epochs"] = len(result.history)
     metrics["best_epoch"] = result.best_epoch
     atomic.write_text(folder.file("metrics.json"), json.dumps(metrics, indent=2) + "\n")
     plot_history(folder.file("loss.png"), result.history)
-    features = prepared.feature_names if build.is_csv(config.data.path) else config.data.features
+    named = config.data.path.lower().endswith(prepare.NAMED)
+    features = prepared.feature_names if named else config.data.features
     folder.info.update(features=features, targets=prepared.target_names)
-    _predict_into(folder, net, config, prepared.scaler, prepared.classes, features)
+    replay = Replay(features, (), prepared.scaler, prepared.classes, prepared.preprocess)
+    _predict_into(folder, net, config, replay)
     return metrics
 
 
@@ -154,9 +165,14 @@ def _forward(config, folder):
     init_rng = build.generators(config.seed)[0]
     d = config.data
     _, source, key = config.prediction()
-    exclude = tuple([d.targets] if isinstance(d.targets, str) else d.targets or ())
+    if d.column_types() is not None:
+        raise UserError("typed columns are learned by a fit: give the run a train section, "
+                        "or list numeric feature columns", "data.features")
+    exclude = tuple(str(t) for t in ([d.targets] if isinstance(d.targets, (str, int))
+                                     else d.targets or ()))
+    dialect = prepare.dialect(config)
     with located(key):
-        info = data.inspect(source, features=d.features, targets=d.targets)
+        info = data.inspect(source, features=d.features, targets=d.targets, dialect=dialect)
     build.check_inputs(config, info.n_features, source)
     _check_predict_batch(config)
     net = build.network(config, info.n_features)
@@ -165,11 +181,16 @@ def _forward(config, folder):
     if scaler.kind == "none" and d.scale != "none":
         with located(key):
             chunks = data.stream(source, features=d.features, batch_size=65536,
-                                 dtype=config.dtype, exclude=exclude)
+                                 dtype=config.dtype, exclude=exclude, dialect=dialect)
             scaler = data.Scaler.fit_stream(d.scale, chunks)
     weights.save(folder.file("weights.npz"), {**net.state(), **scaler.arrays()})
+    saved = {"format": preprocess.FORMAT, "dialect": dialect} if prepare.dialect_used(config) \
+        else None
+    if saved is not None:
+        atomic.write_text(folder.file(PREPROCESS), json.dumps(saved, indent=1) + "\n")
     folder.info.update(features=d.features, exclude=list(exclude))
-    _predict_into(folder, net, config, scaler, arrays.get("classes"), d.features, exclude)
+    replay = Replay(d.features, exclude, scaler, arrays.get("classes"), saved)
+    _predict_into(folder, net, config, replay)
     return {}
 
 
@@ -180,36 +201,104 @@ def _check_predict_batch(config):
     build.buffer_check(config, batch, "predict.batch_size", spec.format)
 
 
-def predict(net, source, out, *, fmt="csv", batch_size=PREDICT_BATCH, scaler=None, classes=None,
-            features=None, exclude=()):
-    """Stream the rows of `source` through `net` in minibatches of batch_size and write
-    the predictions to `out` as they come (docs/data.md). Returns `out`."""
-    chunks = data.stream(source, features=features, batch_size=batch_size,
-                         dtype=net.dtype.name, exclude=exclude)
+@dataclass
+class Replay:
+    """What a run applies to new rows around its network: the feature columns (listed
+    names, or None: all but `exclude`), the scaling of listed numeric features, the class
+    labels, and preprocess.json (the dialect, the plan of typed columns, the label pair,
+    the scaling of regression targets) or None."""
+
+    features: list | str | None = None
+    exclude: tuple = ()
+    scaler: data.Scaler | None = None
+    classes: np.ndarray | None = None
+    preprocess: dict | None = None
+
+    def part(self, key):
+        return (self.preprocess or {}).get(key)
+
+
+def predict(net, source, out, replay=None, *, fmt="csv", batch_size=PREDICT_BATCH, keep=()):
+    """Stream the rows of `source` through `net` in minibatches of batch_size, with the
+    run's `replay` (a Replay) before and after, and write the predictions to `out` as
+    they come (docs/run-folders.md); `keep`: input columns copied in front. Returns `out`."""
+    replay = replay or Replay()
+    targets = replay.part("targets")
     with np.errstate(all="ignore"), PredictionWriter(
-            out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name, classes=classes) as writer:
+            out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name, classes=replay.classes,
+            keep=keep) as writer:
         done = 0
-        for X in chunks:
-            if scaler is not None:
-                scaler.apply(X)
+        for X, kept, ok in _batches(source, replay, batch_size, net.dtype.name, keep):
             A = net.forward(X)
             if not np.isfinite(A).all():
                 row = done + int(np.flatnonzero(~np.isfinite(A).all(axis=1))[0]) + 1
                 raise RunFailed(f"{source}: the outputs overflow to inf or NaN at data row "
                                 f"{row} (counting from 1); try scaling the features "
                                 "(data.scale: standard) or smaller initial weights")
-            writer.write(A)
+            if targets is not None:
+                A = preprocess.decode_targets(targets, A)
+            if ok is not None and not ok.all():  # rows drop_row leaves out: no prediction
+                full = np.full((len(ok), A.shape[1]), np.nan)
+                full[ok] = A
+                A = full
+            writer.write(A, kept)
             done += len(X)
     return out
 
 
-def _predict_into(folder, net, config, scaler, classes, features, exclude=()):
+def _batches(source, replay, batch_size, dtype, keep):
+    """(X (m, inputs) of dtype, {kept column: (b,) str}, ok (b,) bool or None) in file
+    order: ok marks the b rows of the batch that X holds (None: all of them)."""
+    state, dialect = replay.part("features"), replay.part("dialect")
+    if state is None and not keep:
+        for X in data.stream(source, features=replay.features, batch_size=batch_size,
+                             dtype=dtype, exclude=replay.exclude, dialect=dialect):
+            if replay.scaler is not None:
+                replay.scaler.apply(X)
+            yield X, None, None
+        return
+    yield from _table_batches(source, replay, batch_size, dtype, keep)
+
+
+def _table_batches(source, replay, batch_size, dtype, keep):
+    """The rows of a table with named columns, found by name in any order: typed columns
+    encoded by the run's plan, listed ones read as numbers and scaled."""
+    state = replay.part("features")
+    dialect = {**table.PLAIN, **(replay.part("dialect") or {})}
+    if dialect["header"]:
+        dialect["delimiter"] = None  # found again in the file's header line
+    if state is not None:
+        columns = [c["name"] for c in state["columns"]]
+    else:
+        names = table.read_header(source, delimiter=dialect["delimiter"], header=dialect["header"],
+                                  decimal=dialect["decimal"])[0]
+        columns = data.feature_columns(replay.features, names, replay.exclude)
+    wanted = list(dict.fromkeys(columns + list(keep)))
+    for chunk in table.iter_table(source, wanted, **dialect):
+        ok = None
+        if state is not None:
+            encoded = preprocess.transform(state, chunk, dtype)
+            X, ok = encoded.X, encoded.kept  # rows drop_row leaves out get no prediction
+        else:
+            table.refuse_missing(chunk, columns, "every feature cell needs a value")
+            X = np.ascontiguousarray(table.numbers(chunk, columns), dtype)
+            if replay.scaler is not None:
+                replay.scaler.apply(X)
+        ok = np.ones(len(chunk), bool) if ok is None else ok
+        at = np.cumsum(ok) - ok  # the row of X of each table row
+        for start in range(0, len(chunk), batch_size):
+            part = slice(start, start + batch_size)
+            mine = ok[part]
+            first = at[start] if start < len(at) else 0
+            yield X[first:first + int(mine.sum())], {k: chunk.values[k][part] for k in keep}, mine
+
+
+def _predict_into(folder, net, config, replay):
     """The predictions of a run: predict.path (default data.path) into its folder."""
     spec, source, key = config.prediction()
     with located(key):
-        predict(net, source, folder.file("predictions." + spec.format), fmt=spec.format,
-                batch_size=spec.batch_size, scaler=scaler, classes=classes,
-                features=features, exclude=exclude)
+        predict(net, source, folder.file("predictions." + spec.format), replay,
+                fmt=spec.format, batch_size=spec.batch_size, keep=spec.keep or ())
 
 
 HISTORY_ORDER = ("epoch", "loss", "val_loss")

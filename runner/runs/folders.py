@@ -21,7 +21,7 @@ from runner.vocabulary import PATH_KEYS
 from schemas import get_path, set_path
 from schemas.yamlread import dump
 
-OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy")
+OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy", "preprocess.json")
 
 
 def input_files(resolved):

@@ -55,12 +55,15 @@ def in_processes(found, workers, force, on_trial=None):
     from starting another; then the pool is joined, so nothing runs on after we return."""
     context = multiprocessing.get_context("spawn")
     stop = context.Event()  # set on Ctrl-C: a worker still starting up starts no trial
+    # Only this process holds the sending end: when it dies, however it dies, the
+    # kernel closes it and every worker reads end-of-file at once (see _watch_parent).
+    lifeline, alive = context.Pipe(duplex=False)
     pool, outcomes = None, [None] * len(found)
     try:
         with _spawning():
             pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                           initializer=_worker_setup,
-                                          initargs=(os.getpid(), stop))
+                                          initargs=(lifeline, stop))
             futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
                 os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
         for future in cf.as_completed(futures):
@@ -74,7 +77,11 @@ def in_processes(found, workers, force, on_trial=None):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)  # (a second shutdown would not wait)
         raise
-    pool.shutdown(wait=True)
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        lifeline.close()
+        alive.close()
     return outcomes
 
 
@@ -101,13 +108,14 @@ _worker = {"busy": False, "stopping": False, "stop": None}
 ORPHAN_GRACE = 30.0  # seconds an orphaned worker has to mark its trial interrupted
 
 
-def _worker_setup(parent, stop):
+def _worker_setup(lifeline, stop):
     """In each worker process: SIGINT interrupts the running trial and keeps the worker
     from starting another, as does `stop` (an Event); a worker whose parent died (killed)
-    interrupts itself."""
+    interrupts itself. `lifeline` is the receiving end of a pipe whose only sending end
+    the parent holds."""
     _worker["stop"] = stop
     signal.signal(signal.SIGINT, _on_sigint)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
 
 
 def _on_sigint(signum, frame):
@@ -121,9 +129,15 @@ def _on_sigint(signum, frame):
         raise KeyboardInterrupt
 
 
-def _watch_parent(parent):
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def _watch_parent(lifeline):
+    """Block until the parent is gone: nothing is ever sent on `lifeline`, so the read
+    returns (EOFError) only when the kernel closes the parent's end as it dies. Woken by
+    that event rather than by polling os.getppid(), a worker stops at once: its running
+    trial neither runs on to the end nor is followed by a queued one."""
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
     os.kill(os.getpid(), signal.SIGINT)
     deadline = time.monotonic() + ORPHAN_GRACE
     while _worker["busy"] and time.monotonic() < deadline:

@@ -1,0 +1,328 @@
+"""The arrays of a fit, from the config's data section (docs/data.md): read, split into
+training and validation rows, encode the features and the targets, scale.
+
+Everything learned is learned from the training rows and kept in `Prepared.preprocess`
+(the run's preprocess.json) so that predictions replay it: the column plan of typed
+features (runner/io/preprocess.py), the label pair of a binary target, the scaling of
+regression targets. Numeric features listed by name keep their scaling in weights.npz.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runner import vocabulary
+from runner.errors import DataError, located
+from runner.io import data, preprocess, table
+from runner.runs.build import check_inputs, generators
+
+NAMED = (".csv", ".tsv", ".txt", ".parquet")  # formats whose columns have names
+
+
+@dataclass
+class Prepared:
+    """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None;
+    scaler: the scaling of listed numeric features (none for typed ones, which the plan
+    scales); classes (K,) str or None; preprocess: the content of preprocess.json, or
+    None when the run learned nothing beyond weights.npz."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    val: tuple | None
+    scaler: data.Scaler
+    classes: np.ndarray | None
+    feature_names: list
+    target_names: list
+    preprocess: dict | None = None
+    plan: list = field(default_factory=list)  # the input plan: one row per feature column
+
+
+def n_inputs(config):
+    """model.inputs, or the width of the data's features: read from the header, or for
+    typed columns the width of the plan learned from the training rows."""
+    if config.model.inputs is not None:
+        return config.model.inputs
+    d = config.data
+    if d.column_types() is not None and config.train is not None:
+        return training_data(config, generators(config.seed)[1]).X.shape[1]
+    with located("data.path"):
+        return data.inspect(d.path, features=d.features, targets=d.targets,
+                            targets_path=d.targets_path, dialect=dialect(config)).n_features
+
+
+def classifier(loss):
+    """The output activation a loss wants (sigmoid, softmax), None for a regression loss."""
+    return vocabulary.find(vocabulary.LOSSES, loss).output
+
+
+def training_data(config, split_rng):
+    """Read, split, encode and scale the data of a fit: a Prepared."""
+    d = config.data
+    typed = d.column_types()
+    state = val = None
+    if typed is not None:
+        raw, Y, classes, pair = _typed(config, typed)
+        names, tnames = _column_names(config, typed)
+    else:
+        X, Y, classes, names, tnames, pair = _listed(config)
+    _check_units(config, Y, classes)
+    if d.validation_split > 0:
+        n = len(Y)
+        n_val = math.ceil(d.validation_split * n)
+        if n_val >= n:
+            raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
+                            "no training rows", key="data.validation_split")
+        order = split_rng.permutation(n)
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        if typed is not None:  # the plan is learned from the training rows only
+            state, X = _fit_plan(typed, raw.take(train_rows), config)
+            with located("data.path"):
+                X_val = preprocess.transform(state, raw.take(val_rows), config.dtype).X
+            val = (X_val, Y[val_rows])
+        else:
+            val = (X[val_rows], Y[val_rows])
+            X = X[train_rows]
+        Y = Y[train_rows]
+    elif typed is not None:
+        state, X = _fit_plan(typed, raw, config)
+    if d.validation_path is not None:
+        val = _validation(config, X.shape[1], classes, state, pair)
+    scaler = _scale(config, X, val) if typed is None else data.Scaler("none")
+    saved = {"format": preprocess.FORMAT}
+    if typed is not None or dialect_used(config):
+        saved["dialect"] = dialect(config)
+    if state is not None:
+        saved["features"] = state
+    if pair is not None:
+        saved["labels"] = pair
+    if classifier(config.train.loss) is None and d.target_scale != "none":
+        saved["targets"], Y, val = _scale_targets(config, Y, val, tnames)
+    check_inputs(config, X.shape[1], d.path)
+    plan = preprocess.plan(state) if state is not None else [
+        {"column": n, "type": "numeric", "width": 1, "encoded": [n]} for n in names]
+    return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
+                    names, tnames, saved if len(saved) > 1 else None, plan)
+
+
+def dialect(config):
+    """The delimited-text settings of data: {delimiter, header, na_values, decimal}."""
+    d = config.data
+    return {"delimiter": d.delimiter, "header": d.header, "na_values": list(d.na_values),
+            "decimal": d.decimal}
+
+
+def dialect_used(config):
+    """Whether data names other delimited-text settings than a plain CSV's."""
+    return dialect(config) != {**table.PLAIN, "na_values": list(table.PLAIN["na_values"])}
+
+
+# ---- features listed by name (numbers), any format --------------------------------------
+
+
+def _read(config, key, labels):
+    d = config.data
+    path = getattr(d, key.split(".")[1])
+    with located(key):
+        return path, data.load(path, features=d.features, targets=d.targets,
+                               targets_path=d.targets_path if key == "data.path" else None,
+                               dtype=config.dtype, labels=labels, dialect=dialect(config))
+
+
+def _wants_labels(config, key="data.path"):
+    d = config.data
+    with located(key):
+        info = data.inspect(d.path, features=d.features, targets=d.targets,
+                            targets_path=d.targets_path, dialect=dialect(config))
+    return classifier(config.train.loss) is not None and info.n_targets == 1
+
+
+def _listed(config):
+    """X, Y, classes, feature names, target names and the label pair of listed columns."""
+    labels = _wants_labels(config)
+    path, ds = _read(config, "data.path", labels)
+    with located("data.path"):
+        classes, Y, pair = _code_targets(config, ds, path)
+    return ds.X, Y, classes, ds.feature_names, ds.target_names, pair
+
+
+def _code_targets(config, ds, path, classes=None, pair=None):
+    """(classes, Y, label pair) of a dataset: labels one-hot (softmax) or coded 0/1
+    (sigmoid), or numeric targets."""
+    if ds.labels is None:
+        if ds.Y is None:
+            raise DataError(path, "a fit needs targets: set data.targets (or data.targets_path)")
+        if classifier(config.train.loss) == "sigmoid":
+            _check_binary_columns(ds.Y, ds.target_names, path)
+        return None, ds.Y, None
+    name = ds.target_names[0] if ds.target_names else "y0"
+    first = 2 if config.data.header and path.lower().endswith(NAMED) else 1
+    _refuse_odd_labels(ds.labels, name, path, first)
+    if classifier(config.train.loss) == "sigmoid":
+        labels = table.from_columns(path, {name: ds.labels}, first)
+        pair = pair or preprocess.fit_labels(labels, name)
+        Y = preprocess.encode_labels(pair, labels, config.dtype)
+        plain = pair["kind"] == "number" and pair["values"] == [0, 1]
+        return (None if plain else np.array([str(v) for v in pair["values"]])), Y, pair
+    _refuse_continuous(ds.labels, name, path, config)
+    classes, Y = data.encode_labels(ds.labels, classes=classes, dtype=config.dtype, path=path,
+                                    first_row=first)
+    return classes, Y, None
+
+
+def _refuse_odd_labels(labels, name, path, first):
+    """An empty class label, or one that reads as a non-finite number, is a mistake."""
+    lowered = np.char.lower(np.char.strip(labels))
+    bad = np.flatnonzero((lowered == "") | np.isin(lowered, ("nan", "inf", "+inf", "-inf",
+                                                             "infinity", "-infinity")))
+    if len(bad):
+        i = int(bad[0])
+        what = "empty value" if not lowered[i] else f"non-finite value {str(labels[i])!r}"
+        raise DataError(path, f"{what} in column {name}", first + i)
+
+
+def _check_binary_columns(Y, names, path):
+    """binary_crossentropy over several target columns: each must hold 0 and 1 only."""
+    bad = ~np.isin(Y, (0.0, 1.0))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(path, f"target column {names[j]!r} holds {Y[i, j]:g}: with several "
+                        "target columns, binary_crossentropy needs each to be 0 or 1")
+
+
+def _refuse_continuous(labels, name, path, config):
+    """A categorical_crossentropy target of non-integer numbers is a regression target."""
+    x, bad = table.parse_numbers(np.unique(labels))
+    if not bad.any() and (x != np.round(x)).any():
+        raise DataError(path, f"target {name!r} holds non-integer numbers ({len(x)} distinct "
+                        "values): categorical_crossentropy needs class labels; for a continuous "
+                        "target use loss mse with an identity output layer of one unit")
+
+
+def _check_units(config, Y, classes):
+    units, last = config.model.layers[-1].units, len(config.model.layers) - 1
+    if Y.shape[1] == units:
+        return
+    what = (f"{len(classes)} classes ({', '.join(map(str, classes[:10]))})"
+            if classes is not None and classifier(config.train.loss) == "softmax"
+            else f"{Y.shape[1]} target columns")
+    raise DataError(config.data.path, f"the targets have {what} but the output layer has "
+                    f"{units} units: set model.layers.{last}.units: {Y.shape[1]}",
+                    key="data.targets")
+
+
+def _validation(config, width, classes, state, pair):
+    """(X_val, Y_val) from data.validation_path, encoded as the training rows are."""
+    d = config.data
+    if state is not None:
+        raw = _read_table(config, d.validation_path)
+        with located("data.validation_path"):
+            X = preprocess.transform(state, raw, config.dtype).X
+            ds = _table_dataset(config, raw, X)
+            Y = _code_targets(config, ds, d.validation_path, classes, pair)[1]
+        return X, Y
+    path, vs = _read(config, "data.validation_path", _wants_labels(config))
+    with located("data.validation_path"):
+        if vs.X.shape[1] != width:
+            raise DataError(path, f"has {vs.X.shape[1]} feature columns, the training data "
+                            f"{width}")
+        return vs.X, _code_targets(config, vs, path, classes, pair)[1]
+
+
+def _scale(config, X, val):
+    """Scale listed numeric features in place by data.scale, from the training rows."""
+    d = config.data
+    with np.errstate(all="ignore"):
+        scaler = data.Scaler.fit(d.scale, X)
+    if not all(np.isfinite(a).all() for a in scaler.arrays().values()):
+        raise DataError(d.path, f"the features are too large to scale: their {d.scale} "
+                        "statistics overflow float64; rescale the values in the file",
+                        key="data.scale")
+    scaler.apply(X)
+    if val is not None:
+        scaler.apply(val[0])
+    return scaler
+
+
+def _scale_targets(config, Y, val, names):
+    """Regression targets on data.target_scale, learned from the training rows."""
+    with located("data.target_scale"):
+        state = preprocess.fit_target_scale(config.data.target_scale, Y, names,
+                                            config.data.path)
+    Y = preprocess.encode_targets(state, Y, config.dtype)
+    if val is not None:
+        val = (val[0], preprocess.encode_targets(state, val[1], config.dtype))
+    return state, Y, val
+
+
+# ---- typed columns: a delimited table encoded by a learned plan -----------------------
+
+
+def _column_names(config, typed):
+    d = config.data
+    features = [str(k) for k in typed]
+    targets = [str(t) for t in ([] if d.targets is None else
+                                [d.targets] if isinstance(d.targets, (str, int)) else d.targets)]
+    return features, targets
+
+
+def _read_table(config, path):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in NAMED:
+        raise DataError(path, f"typed columns (data.features as a mapping) need a table with "
+                        f"named columns ({', '.join(NAMED)}), not {ext or 'a file without extension'}")
+    features, targets = _column_names(config, config.data.column_types())
+    return table.read_table(path, features + targets, **dialect(config))
+
+
+def _table_dataset(config, raw, X):
+    """A data.Dataset over the target columns of a raw table (features already encoded)."""
+    features, targets = _column_names(config, config.data.column_types())
+    if not targets:
+        raise DataError(raw.path, "a fit needs targets: set data.targets")
+    if classifier(config.train.loss) is not None and len(targets) == 1:
+        table.refuse_missing(raw, targets, "every row needs its target")
+        return data.Dataset(X, None, raw.values[targets[0]], features, targets)
+    table.refuse_missing(raw, targets, "every row needs its target")
+    return data.Dataset(X, np.ascontiguousarray(table.numbers(raw, targets), config.dtype),
+                        None, features, targets)
+
+
+def _specs(typed, config):
+    """{column: spec dict} for runner/io/preprocess.py; a numeric column's scale defaults
+    to data.scale."""
+    specs = {}
+    for name, spec in typed.items():
+        s = spec.model_dump()
+        if s["type"] == "numeric" and s["scale"] is None:
+            s["scale"] = config.data.scale
+        specs[str(name)] = s
+    return specs
+
+
+def _fit_plan(typed, raw, config):
+    """(state, X) of the plan learned from the rows of `raw` (rows dropped by drop_row are
+    dropped before: see _typed)."""
+    with located("data.features"):
+        state, encoded = preprocess.fit_transform(_specs(typed, config), raw, config.dtype)
+    return state, encoded.X
+
+
+def _typed(config, typed):
+    """(raw table, Y, classes, label pair): the whole table read, the rows that drop_row
+    columns leave out dropped (before any split), the targets coded. The plan itself is
+    fitted on the training rows later."""
+    path = config.data.path
+    raw = _read_table(config, path)
+    drop = [str(n) for n, s in typed.items() if s.missing == "drop_row"]
+    if drop:
+        kept = ~np.any([raw.missing[n] for n in drop], axis=0)
+        if not kept.any():
+            raise DataError(path, f"every row has a missing cell in a drop_row column "
+                            f"({', '.join(drop)})")
+        raw = raw.take(np.flatnonzero(kept))
+    ds = _table_dataset(config, raw, None)
+    with located("data.path"):
+        classes, Y, pair = _code_targets(config, ds, path)
+    return raw, Y, classes, pair
