@@ -29,8 +29,9 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import fit  # noqa: E402
 import forward  # noqa: E402
+import tables  # noqa: E402
 
-CASES = ("fit", "digits", "forward", "e2e", "csv", "memory", "startup")
+CASES = ("fit", "digits", "forward", "e2e", "csv", "tables", "memory", "startup")
 MB = 1024 * 1024
 
 
@@ -219,6 +220,29 @@ def csv_cases(rep, args, tmp):
     return median(loads)
 
 
+def tables_case(rep, args, tmp):
+    """Load and encode a raw 50k-row table (3 categorical, 7 numeric columns, 3% missing)
+    against pandas.read_csv + scikit-learn's ColumnTransformer (bench/tables.py)."""
+    try:
+        import pandas  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        print("  (skipped: needs pandas and scikit-learn, the 'bench' extra)", flush=True)
+        return
+    n = 10_000 if args.quick else 50_000
+    path = os.path.join(tmp, "raw.csv")
+    tables.write_table(path, n)
+    rounds = {"yamlnet": [], "pandas+sklearn": []}
+    for _ in range(args.repeats):
+        for name, t in tables.race({"yamlnet": tables.yamlnet, "pandas+sklearn": tables.sklearn},
+                                   path, 1).items():
+            rounds[name].append(t)
+    r = ratio(rounds["yamlnet"], rounds["pandas+sklearn"])
+    rep.row(f"table encode {n // 1000}k x 10", "s", yamlnet=median(rounds["yamlnet"]),
+            sklearn=median(rounds["pandas+sklearn"]), vs_sklearn=r)
+    rep.check("raw table load + encode / pandas + ColumnTransformer", r, "<=", 2.0)
+
+
 def memory_cases(rep, args, tmp):
     """Peak RSS of `yamlnet run` forward-only over a 2,000,000 x 100 float32 .npy (800 MB)
     and over a 1 GB CSV, each in its own process."""
@@ -313,6 +337,8 @@ def main(argv=None):
                     e2e_case(rep, args, tmp, big, fwd)
             elif case == "csv":
                 csv_cases(rep, args, tmp)
+            elif case == "tables":
+                tables_case(rep, args, tmp)
             elif case == "memory":
                 memory_cases(rep, args, tmp)
             elif case == "startup":

@@ -384,3 +384,74 @@ def test_parquet_without_the_extra_names_it(tmp_path, monkeypatch):
     (tmp_path / "t.parquet").write_bytes(b"PAR1")
     with pytest.raises(DataError, match=r"needs the 'parquet' extra: pip install 'yamlnet\[parquet\]'"):
         data.load(tmp_path / "t.parquet")
+
+
+# ---- memory -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="ru_maxrss: Linux")
+def test_predict_over_a_table_with_categories_keeps_memory_flat(tmp_path):
+    """A streamed prediction over a 20 MB table with categorical columns holds no more
+    memory than over a 1.5 MB one (peaks read in a wrapper process, as in test_memory)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from test_memory import MB, WRAPPER
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    cols = {"a": rng.normal(size=n).round(4), "b": rng.normal(size=n).round(4),
+            "c": rng.choice(["red", "green", "blue", "NA"], n), "d": rng.choice(list("pqrstu"), n)}
+    y = (cols["a"] > 0).astype(int)
+    lines = ["a,b,c,d,y"] + [f"{a},{b},{c},{d},{t}" for a, b, c, d, t in
+                              zip(*(cols[k].tolist() for k in "abcd"), y.tolist())]
+    text = "\n".join(lines[1:]) + "\n"
+    write(tmp_path / "small.csv", lines[0] + "\n" + text * 3)  # about 1.5 MB, and 20 MB:
+    write(tmp_path / "large.csv", lines[0] + "\n" + text * 40)
+    folder = fit(tmp_path, f"""\
+data:
+  path: {tmp_path / 'small.csv'}
+  features: {{a: numeric, b: numeric, c: {{type: categorical, missing: category}}, d: categorical}}
+  targets: y
+model: {{layers: [{{units: 8, activation: tanh}}, {{units: 1, activation: sigmoid}}]}}
+train: {{loss: binary_crossentropy, epochs: 1, batch_size: 256}}
+""")
+    peaks = {}
+    for name in ("small", "large"):
+        proc = subprocess.run([sys.executable, "-c", WRAPPER, sys.executable, "-m", "runner",
+                               "predict", "--run", str(folder), "--data", str(tmp_path / f"{name}.csv"),
+                               "--out", str(tmp_path / f"p-{name}.csv")],
+                              capture_output=True, text=True, timeout=600,
+                              env=dict(__import__("os").environ, PYTHONPATH=str(ROOT)))
+        assert proc.returncode == 0, proc.stderr
+        peaks[name] = int(proc.stderr.strip().splitlines()[-1]) * 1024
+    with open(tmp_path / "p-large.csv") as f:
+        assert sum(1 for _ in f) == 40 * n + 1
+    assert peaks["large"] - peaks["small"] < 25 * MB, {k: v / MB for k, v in peaks.items()}
+
+
+def test_a_header_that_looks_like_data_is_named(tmp_path):
+    rows = iris_rows()[1:]
+    write(tmp_path / "d.csv", "\n".join(",".join(r) for r in rows) + "\n")
+    write(tmp_path / "c.yaml", IRIS.format(path="d.csv", features="null", targets="species",
+                                           extra=""))
+    code, _, err = yamlnet("run", "--config", tmp_path / "c.yaml", "--out", tmp_path / "runs")
+    assert code == 2
+    assert "the header line looks like data (5.1, 3.5, 1.4, 0.2, ...)" in err
+    assert "set data.header: false" in err
+
+
+def test_validate_with_data_prints_the_input_plan(tmp_path):
+    code, out, err = yamlnet("validate", "--data", CONFIGS / "penguins.yaml")
+    assert code == 0, err
+    lines = out.splitlines()
+    with open(CONFIGS / "penguins.csv") as f:
+        table = list(csv.DictReader(f))
+    islands = sorted({r["island"] for r in table})
+    row = next(line.split(None, 3) for line in lines if line.startswith("island "))
+    assert row[:3] == ["island", "categorical", str(len(islands))]
+    assert row[3] == ", ".join(f"island={i}" for i in islands)
+    sex = next(line.split(None, 3) for line in lines if line.startswith("sex "))
+    assert sex[2] == "3" and sex[3].endswith("sex=(missing)")  # female, male, (missing)
+    assert lines[-1] == f"network inputs: {4 + len(islands) + 3}"

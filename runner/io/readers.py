@@ -44,6 +44,23 @@ def open_file(path, mode="rb"):
 # ----------------------------------------------------------------------------- CSV
 
 
+def header_hint(names) -> str:
+    """"; the header line looks like data ..." when most column names read as numbers:
+    a file without a header line, read as if it had one."""
+    def number(text):
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    if 2 * sum(map(number, names)) < len(names):
+        return ""
+    return ("; the header line looks like data (" + ", ".join(names[:4]) + (", ..." if
+            len(names) > 4 else "") + "): for a file without a header line, set data.header: "
+            "false and address columns by position (0 is the first)")
+
+
 class CsvReader:
     """A CSV file with a header row of unique column names; values separated by commas,
     optionally quoted with '"'. Blank lines are skipped; a quoted field may not span lines."""
@@ -69,7 +86,7 @@ class CsvReader:
         for name in names:
             if name not in self.names:
                 raise DataError(self.path, f"no column {name!r}{did_you_mean(name, self.names)} "
-                                f"(columns: {', '.join(self.names)})", 1)
+                                f"(columns: {', '.join(self.names)}){header_hint(self.names)}", 1)
             if self.names.index(name) in out:
                 raise DataError(self.path, f"column {name!r} is listed twice")
             out.append(self.names.index(name))

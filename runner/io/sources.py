@@ -16,7 +16,7 @@ import numpy as np
 
 from runner.errors import DataError, did_you_mean
 from runner.io import table
-from runner.io.readers import CsvReader, array_blocks, open_array, read_array
+from runner.io.readers import CsvReader, array_blocks, header_hint, open_array, read_array
 
 
 @dataclass
@@ -185,8 +185,9 @@ class TableSource(Source):
         self.feature_names, self.target_names = _names(features), targets
         for name in self.feature_names + targets:
             if name not in names:
+                hint = header_hint(names) if self.dialect["header"] else ""
                 raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
-                                f"(columns: {', '.join(names)})")
+                                f"(columns: {', '.join(names)}){hint}")
         both = set(self.feature_names) & set(targets)
         if both:
             raise DataError(path, f"column {min(both)!r} is both a feature and a target")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runner.errors import DataError, did_you_mean
-from runner.io.readers import open_file
+from runner.io.readers import header_hint, open_file
 
 DEFAULT_NA = ("", "NA", "N/A", "NaN", "null")
 DELIMITERS = (",", ";", "\t", "|")
@@ -223,8 +223,9 @@ def _index(path, names, columns, header):
     for name in map(str, columns):
         if name not in names:
             listing = ", ".join(names) if header else f"positions 0 to {len(names) - 1}"
+            hint = header_hint(names) if header else ""
             raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
-                            f"(columns: {listing})", 1 if header else None)
+                            f"(columns: {listing}){hint}", 1 if header else None)
         if names.index(name) in out:
             raise DataError(path, f"column {name!r} is listed twice")
         out.append(names.index(name))

@@ -22,6 +22,8 @@ from runner.vocabulary import PREDICT_BATCH
 from schemas import set_path
 
 PREPROCESS = "preprocess.json"  # what a run learned beyond weights.npz, replayed by predict
+STREAM_CHARS = 1 << 20  # characters of a table per block when predicting: raw cells take
+# about 20 bytes per character, so a block holds some 20 MiB whatever the file's size
 
 
 def resolved(config):
@@ -274,7 +276,7 @@ def _table_batches(source, replay, batch_size, dtype, keep):
                                   decimal=dialect["decimal"])[0]
         columns = data.feature_columns(replay.features, names, replay.exclude)
     wanted = list(dict.fromkeys(columns + list(keep)))
-    for chunk in table.iter_table(source, wanted, **dialect):
+    for chunk in table.iter_table(source, wanted, **dialect, block_chars=STREAM_CHARS):
         ok = None
         if state is not None:
             encoded = preprocess.transform(state, chunk, dtype)
