@@ -122,6 +122,14 @@ METRICS = (
     Metric("r2", "Coefficient of determination, 1 - SS_res / SS_tot.", maximize=True),
 )
 
+SCHEDULES = (  # learning-rate schedules, stepped once per epoch (torch.optim.lr_scheduler)
+    Entry("step", "lr0 * gamma ** (epoch // step_size) (StepLR)."),
+    Entry("multistep", "lr0 * gamma ** (milestones passed) (MultiStepLR)."),
+    Entry("exponential", "lr0 * gamma ** epoch (ExponentialLR)."),
+    Entry("cosine", "cosine annealing to eta_min over t_max epochs (CosineAnnealingLR)."),
+    Entry("plateau", "lr * factor when the monitor stalls (ReduceLROnPlateau)."),
+)
+
 # The config keys that name input files (made absolute, hashed into the run id).
 PATH_KEYS = ("data.path", "data.targets_path", "data.validation_path", "model.weights",
              "predict.path")

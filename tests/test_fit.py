@@ -70,7 +70,8 @@ def test_fit_leaves_history_metrics_weights(iris, tmp_path):
     assert code == 0, err
     folder = folder_of(out, tmp_path)
     history = read_csv(folder / "history.csv")
-    assert list(history[0]) == ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "seconds"]
+    assert list(history[0]) == ["epoch", "lr", "loss", "val_loss", "accuracy", "val_accuracy",
+                                "seconds"]
     assert [int(r["epoch"]) for r in history] == list(range(1, 41))
     metrics = json.loads((folder / "metrics.json").read_text())
     with np.load(folder / "weights.npz") as w:
@@ -193,12 +194,14 @@ class RecordingNet:
     def __init__(self):
         self.params, self.grads, self.seen = np.zeros(1), np.zeros(1), []
 
-    def train_step(self, xb, yb, loss):
+    def train_step(self, xb, yb, loss, w=None):
         self.seen.extend(xb[:, 0].astype(int).tolist())
         return 0.0
 
 
 class NoStep:
+    lr = 0.1
+
     def step(self, grads):
         pass
 

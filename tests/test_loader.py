@@ -101,7 +101,7 @@ def test_all_errors_at_once_each_located(tmp_path):
     assert [(p.path, where(p), p.message) for p in found] == [
         ("model.layers.0", pos(text, "unit: 4"), "missing required key 'units'"),
         ("model.layers.0.unit", pos(text, "unit: 4"), "unknown key 'unit'; did you mean "
-         "'units'? (allowed: units, activation, init, bias_init, bias)"),
+         "'units'? (allowed: units, activation, init, bias_init, bias, dropout, l1, l2)"),
         ("model.layers.1.units", pos(text, '"1"'), "expected an integer, got the string '1'"),
         ("train.optimizer.nesterov", pos(text, "yes"), "expected true or false, got the "
          "string 'yes'"),
@@ -333,7 +333,7 @@ def test_sweep_paths_and_values_are_checked(tmp_path):
                            "sigmoid")
     assert messages[2] == ("'model.layers.0.unit' cannot be swept: it is not in the config: "
                            "model.layers.0 has no key 'unit'; did you mean 'units'? (keys: "
-                           "units, activation, init, bias_init, bias)")
+                           "units, activation, init, bias_init, bias, dropout, l1, l2)")
     assert messages[3] == "'name' cannot be swept: a sweep keeps one name"
     assert messages[4] == ("uniform low 1.0: expected an integer, got the float 1.0 (uniform and "
                            "loguniform draw floats; use choice for integers)")

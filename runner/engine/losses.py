@@ -177,6 +177,47 @@ def r2(Y, A):
     return float(score.mean())
 
 
+# ---- weighted losses: per-row values (float64), for rows of unequal weight --------------
+
+def _row_mean(T):
+    return np.add.reduce(T, axis=1, dtype=np.float64) / T.shape[1]
+
+
+def _mse_rows(Y, Z, A):
+    return _row_mean(np.square(A - Y))
+
+
+def _mae_rows(Y, Z, A):
+    return _row_mean(np.abs(A - Y))
+
+
+def _bce_rows(Y, Z, A):
+    return _row_mean(np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z))))
+
+
+def _cce_rows(Y, Z, A):
+    zmax = Z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(Z - zmax).sum(axis=1, dtype=np.float64)) + zmax[:, 0]
+    return lse - np.add.reduce(Y * Z, axis=1, dtype=np.float64)
+
+
+ROW_LOSSES = {"mse": _mse_rows, "mae": _mae_rows, "binary_crossentropy": _bce_rows,
+              "categorical_crossentropy": _cce_rows}
+# The weighted mean of a loss over rows of weights w: sum(w * l) / sum(w) for
+# categorical_crossentropy (CrossEntropyLoss(weight=...), reduction "mean"); sum(w * l) / n
+# for the others (BCEWithLogitsLoss(weight=...), and Keras's sample weights).
+WEIGHT_NORM = {"categorical_crossentropy": "sum"}
+
+
+def weighted(loss, Y, Z, A, w):
+    """(value, row factors (n, 1)) of `loss` over rows of weights w (n,): the weighted
+    mean, and the factor w_i * n / norm that turns each row's share of the unweighted
+    mean's gradient into its share of the weighted one."""
+    norm = float(np.sum(w, dtype=np.float64)) if WEIGHT_NORM.get(loss) == "sum" else len(w)
+    value = float(np.dot(ROW_LOSSES[loss](Y, Z, A), w) / norm)
+    return value, (w * (len(w) / norm))[:, None].astype(Z.dtype)
+
+
 LOSSES = {
     "mse": mse,
     "mae": mae,

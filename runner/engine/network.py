@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from runner.engine.activations import ACTIVATIONS, DERIVATIVES
-from runner.engine.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES
+from runner.engine.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES, weighted
 from runner.errors import UserError
 
 THREAD_ROWS = 1024  # a forward batch of at least 2 * THREAD_ROWS rows is split in two halves
@@ -46,11 +46,19 @@ class Network:
     """A stack of dense layers.
 
     sizes: [inputs, units_1, ..., units_L]; activations: [(name, params)] per layer;
-    biases: [bool] per layer; dtype: "float32" or "float64".
+    biases: [bool] per layer; dtype: "float32" or "float64"; dropout: [p] per layer
+    (inverted dropout on the layer's output in train_step only); penalties: [(l1, l2)]
+    per layer, on its weights W (not b), added to the loss as Keras's regularizers:
+    l1 * sum|W| + l2 * sum W^2.
     """
 
-    def __init__(self, sizes, activations, biases, dtype="float32"):
+    def __init__(self, sizes, activations, biases, dtype="float32", dropout=None,
+                 penalties=None):
         self.sizes, self.dtype = list(sizes), np.dtype(dtype)
+        n_layers = len(self.sizes) - 1
+        self.dropout = list(dropout or [0.0] * n_layers)
+        self.penalties = list(penalties or [(0.0, 0.0)] * n_layers)
+        self.rng = None  # the generator of dropout masks, set by the fit
         self.activation_names = [name for name, _ in activations]
         self.keys, shapes = [], []
         for i, (fan_in, units) in enumerate(zip(self.sizes, self.sizes[1:])):
@@ -126,6 +134,13 @@ class Network:
             self._capacity, self._train_capacity = batch, 0
         if train and batch > self._train_capacity:
             self._dA = [np.empty((self._capacity, u), self.dtype) for u in units]
+            # dropout: the mask M (scaled by 1 / (1 - p)) and the dropped output D = A * M
+            self._M = [np.empty((self._capacity, u), self.dtype) if p else None
+                       for u, p in zip(units, self.dropout)]
+            self._keep = [np.empty((self._capacity, u), bool) if p else None
+                          for u, p in zip(units, self.dropout)]
+            self._D = [np.empty((self._capacity, u), self.dtype) if p else None
+                       for u, p in zip(units, self.dropout)]
             self._work = np.empty(self._capacity * (units[-1] + 2), self.dtype)
             self._train_capacity = self._capacity
             self._losses = {}  # they hold the loss scratch
@@ -175,7 +190,23 @@ class Network:
                 Z += b
             A = self._A[i][lo:hi] if (train or i == last) else Z
             act(Z, out=A, tmp=self._T[i][lo:hi])
+            if train and self.dropout[i]:
+                A = self._drop(i, A, lo, hi)
         return A
+
+    def _drop(self, i, A, lo, hi):
+        """Inverted dropout of layer i's output rows lo:hi: D = A * M, M = keep / (1 - p)
+        with keep ~ Bernoulli(1 - p) drawn from self.rng; A itself is kept for f'."""
+        p, M, keep, D = self.dropout[i], self._M[i][lo:hi], self._keep[i][lo:hi], self._D[i][lo:hi]
+        self.rng.random(out=M, dtype=M.dtype)
+        np.greater_equal(M, p, out=keep)
+        np.multiply(keep, 1.0 / (1.0 - p), out=M)
+        np.multiply(A, M, out=D)
+        return D
+
+    def _out(self, i, n):
+        """What layer i passed on in the last train-mode pass: A_i, or D_i when dropped."""
+        return self._D[i][:n] if self.dropout[i] else self._A[i][:n]
 
     def logits(self, n):
         """Z_L (n, outputs) of the last forward pass."""
@@ -196,38 +227,69 @@ class Network:
             self._losses[loss] = (value, fused or LOSS_DERIVATIVES[loss], fused is not None)
         return self._losses[loss]
 
-    def train_step(self, X, Y, loss):
+    def train_step(self, X, Y, loss, w=None):
         """One forward and backward pass over a minibatch; fills `grads` and returns
-        the mean loss. X (n, inputs), Y (n, outputs). Allocates no array once the
-        buffers are reserved (for a network whose activations need no temporaries of
-        their own)."""
+        the mean loss (with the penalties). X (n, inputs), Y (n, outputs), w (n,) row
+        weights or None (see losses.weighted). Allocates no array once the buffers are
+        reserved (without row weights, for a network whose activations need no
+        temporaries of their own)."""
         n = X.shape[0]
         A = self.forward(X, train=True)
-        value = self._loss_functions(loss)[0](Y, self._Z[-1][:n], A, self._T[-1][:n])
-        self.backward(X, Y, loss)
-        return value
+        factors = None
+        if w is None:
+            value = self._loss_functions(loss)[0](Y, self._Z[-1][:n], A, self._T[-1][:n])
+        else:
+            value, factors = weighted(loss, Y, self._Z[-1][:n], A, w)
+        self.backward(X, Y, loss, factors)
+        return value + self._penalize()
 
-    def backward(self, X, Y, loss):
+    def penalty(self):
+        """l1 * sum|W| + l2 * sum W^2 over the layers (float64), the regularization loss."""
+        total = 0.0
+        for W, (l1, l2) in zip(self.W, self.penalties):
+            if l1:
+                total += l1 * float(np.add.reduce(np.abs(W), axis=None, dtype=np.float64))
+            if l2:
+                total += l2 * float(np.vdot(W, W))
+        return total
+
+    def _penalize(self):
+        """Add the penalties' gradients to dW (l1 * sign(W) + 2 * l2 * W); their value."""
+        if not any(l1 or l2 for l1, l2 in self.penalties):
+            return 0.0
+        for W, dW, (l1, l2) in zip(self.W, self.dW, self.penalties):
+            if l1:
+                dW += l1 * np.sign(W)
+            if l2:
+                dW += (2.0 * l2) * W
+        return self.penalty()
+
+    def backward(self, X, Y, loss, factors=None):
         """Backpropagate the loss of the last train-mode forward pass into `grads`.
 
         The output gradient is fused for (sigmoid, binary_crossentropy) and (softmax,
         categorical_crossentropy): dZ_L = (A_L - Y) / size; otherwise dA_L from the loss
-        times f'(Z_L)."""
+        times f'(Z_L). factors (n, 1): row weights' factors (losses.weighted), or None.
+        Through a dropped layer, dA is masked before f'."""
         n = X.shape[0]
         last = len(self.W) - 1
         dZ = self._dA[last][:n]
         _, gradient, fused = self._loss_functions(loss)
         gradient(Y, self._A[last][:n], out=dZ)
+        if factors is not None:
+            dZ *= factors
         if not fused:
             self._der[last](self._Z[last][:n], self._A[last][:n], dZ, tmp=self._T[last][:n])
         for i in range(last, -1, -1):
-            A_in = X if i == 0 else self._A[i - 1][:n]  # (n, fan_in)
+            A_in = X if i == 0 else self._out(i - 1, n)  # (n, fan_in)
             np.matmul(A_in.T, dZ, out=self.dW[i])  # (fan_in, units)
             if self.db[i] is not None:
                 np.add.reduce(dZ, axis=0, out=self.db[i])  # (units,)
             if i > 0:
                 dA = self._dA[i - 1][:n]
                 np.matmul(dZ, self.W[i].T, out=dA)  # (n, fan_in)
+                if self.dropout[i - 1]:
+                    dA *= self._M[i - 1][:n]
                 self._der[i - 1](self._Z[i - 1][:n], self._A[i - 1][:n], dA,
                                  tmp=self._T[i - 1][:n])
                 dZ = dA

@@ -37,6 +37,22 @@ class _Optimizer:
         self._tmp = np.empty_like(params)
         self._tiny = np.finfo(params.dtype).tiny
 
+    def state(self) -> dict:
+        """The step count and copies of the state buffers (momentum, moments), for
+        resumable fits: {"t": int, "lr": float, "_m": (P,), ...}."""
+        out = {"t": self.t, "lr": self.lr}
+        for key, value in vars(self).items():
+            if isinstance(value, np.ndarray) and key not in ("params", "_g", "_tmp"):
+                out[key] = value.copy()
+        return out
+
+    def load(self, state: dict) -> None:
+        """Restore what state() saved (the buffers are copied into, not rebound)."""
+        self.t, self.lr = int(state["t"]), float(state["lr"])
+        for key, value in state.items():
+            if key not in ("t", "lr"):
+                np.copyto(getattr(self, key), value)
+
     def _flush(self, *buffers):
         """Every FLUSH_EVERY steps, zero the subnormal entries of `buffers` (all of
         params' shape); NaN and infinite entries are kept."""

@@ -29,11 +29,11 @@ class Dataset:
 
 
 def load(path, *, features=None, targets=None, targets_path=None, dtype="float32",
-         labels=False, dialect=None) -> Dataset:
+         labels=False, dialect=None, exclude=()) -> Dataset:
     """Read a whole data file into memory (for fits). With labels=True the single target
     column is read as class labels (text), else targets must be numbers. `dialect`: the
     delimited-text settings {delimiter, header, na_values, decimal} (None: plain CSV)."""
-    src = open_source(path, features, targets, targets_path, dialect=dialect)
+    src = open_source(path, features, targets, targets_path, exclude, dialect=dialect)
     dtype = np.dtype(dtype)
     if labels and len(src.target_names) > 1:
         raise DataError(src.path, f"class labels must be one target column, got "

@@ -5,10 +5,12 @@ import os
 
 import numpy as np
 
+from runner.engine import schedules
 from runner.engine.network import Network
 from runner.engine.optimizers import OPTIMIZERS
 from runner.errors import UserError, located
 from runner.io import weights
+from runner.vocabulary import monitor_mode
 from schemas.config import MAX_PARAMETER_BYTES
 
 
@@ -23,6 +25,12 @@ def generators(seed):
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
 
 
+def dropout_generator(seed):
+    """The generator of dropout masks: the seed's fourth child (the first three, those of
+    `generators`, do not depend on how many are spawned)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+
+
 def network(config, n_inputs):
     """The Network of `config.model` for inputs of width n_inputs (weights not set)."""
     layers = config.model.layers
@@ -33,6 +41,8 @@ def network(config, n_inputs):
         [_params(layer.activation) for layer in layers],
         [layer.bias for layer in layers],
         config.dtype,
+        dropout=[layer.dropout for layer in layers],
+        penalties=[(layer.l1, layer.l2) for layer in layers],
     )
 
 
@@ -90,6 +100,23 @@ def initial_weights(net, config, rng):
 def optimizer(config, net):
     name, params = _params(config.train.optimizer)
     return OPTIMIZERS[name](net.params, **params)
+
+
+def schedule(config, optimizer):
+    """The learning-rate schedule of train.schedule and train.warmup, or None."""
+    spec = config.train
+    if spec.schedule is None and spec.warmup is None:
+        return None
+    named = None if spec.schedule is None else _params(spec.schedule)
+    warm = None if spec.warmup is None else (spec.warmup.epochs, spec.warmup.start_factor)
+    mode = monitor_mode(spec.schedule.monitor) if named and named[0] == "plateau" else None
+    return schedules.make(optimizer.lr, named, warm, mode)
+
+
+def clip(config):
+    """("norm", c), ("value", c) or None, from train.clip."""
+    c = config.train.clip
+    return None if c is None else ("norm", c.norm) if c.norm is not None else ("value", c.value)
 
 
 def check_inputs(config, n_features, source):

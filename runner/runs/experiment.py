@@ -31,6 +31,7 @@ def resolved(config):
     tree = config.model_dump(mode="json")
     if tree.get("sweep") is None:
         tree.pop("sweep", None)
+    tree.pop("track", None)  # where runs are logged is not part of the run (nor of its id)
     for key, path in folders.input_files(tree).items():
         set_path(tree, key, os.path.abspath(path))
     return tree
@@ -135,7 +136,9 @@ def _fit(config, folder, on_epoch):
             return preprocess.decode_targets(saved["targets"], Y)
     try:
         result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
-                           val=prepared.val, on_epoch=on_epoch, unscale=unscale)
+                           val=prepared.val, on_epoch=on_epoch, unscale=unscale,
+                           schedule=build.schedule(config, optimizer), clip=build.clip(config),
+                           weights=prepared.weights, drop_rng=build.dropout_generator(config.seed))
     except train.Diverged as e:  # the epochs before the divergence are kept for study
         if e.history:
             write_history(folder.file("history.csv"), e.history)
@@ -303,7 +306,7 @@ def _predict_into(folder, net, config, replay):
                 fmt=spec.format, batch_size=spec.batch_size, keep=spec.keep or ())
 
 
-HISTORY_ORDER = ("epoch", "loss", "val_loss")
+HISTORY_ORDER = ("epoch", "lr", "loss", "val_loss")
 
 
 def history_columns(rows):

@@ -37,6 +37,7 @@ class Prepared:
     target_names: list
     preprocess: dict | None = None
     plan: list = field(default_factory=list)  # the input plan: one row per feature column
+    weights: np.ndarray | None = None  # (n,) row weights of the training rows, or None
 
 
 def n_inputs(config):
@@ -68,6 +69,8 @@ def training_data(config, split_rng):
     else:
         X, Y, classes, names, tnames, pair = _listed(config)
     _check_units(config, Y, classes)
+    sample = _sample_weights(config, raw if typed is not None else None, len(Y))
+    train_rows = None
     if d.validation_split > 0:
         n = len(Y)
         n_val = math.ceil(d.validation_split * n)
@@ -102,8 +105,60 @@ def training_data(config, split_rng):
     check_inputs(config, X.shape[1], d.path)
     plan = preprocess.plan(state) if state is not None else [
         {"column": n, "type": "numeric", "width": 1, "encoded": [n]} for n in names]
+    if sample is not None and train_rows is not None:
+        sample = sample[train_rows]
+    weights = _row_weights(config, Y, classes, sample)
     return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
-                    names, tnames, saved if len(saved) > 1 else None, plan)
+                    names, tnames, saved if len(saved) > 1 else None, plan, weights)
+
+
+def _sample_weights(config, raw, n):
+    """(n,) float64 of data.sample_weight (a column of the table), or None."""
+    d = config.data
+    if d.sample_weight is None:
+        return None
+    name = str(d.sample_weight)
+    with located("data.sample_weight"):
+        if raw is None:
+            if not d.path.lower().endswith(NAMED):
+                raise DataError(d.path, "sample_weight names a column: it needs a table "
+                                f"({', '.join(NAMED)})")
+            raw = table.read_table(d.path, [name], **dialect(config))
+        table.refuse_missing(raw, [name], "every row needs its weight")
+        w = table.numbers(raw, [name])[:, 0]
+        if len(w) != n:
+            raise DataError(d.path, f"{len(w)} weights for {n} rows")
+        if (w < 0).any() or not w.any():
+            i = int(np.flatnonzero(w < 0)[0]) if (w < 0).any() else 0
+            raise DataError(d.path, f"sample weights must be >= 0 and not all 0 (column "
+                            f"{name!r}: {w[i]:g})", int(raw.rows[i]))
+    return w
+
+
+def _row_weights(config, Y, classes, sample):
+    """(n,) row weights of the training rows (Y (n, outputs)): train.class_weight times
+    data.sample_weight; None when neither is set."""
+    spec = config.train.class_weight
+    if spec is None:
+        return sample
+    if Y.shape[1] > 1 and classifier(config.train.loss) == "sigmoid":
+        raise DataError(config.data.path, "class_weight needs one target column under "
+                        "binary_crossentropy", key="train.class_weight")
+    index = np.argmax(Y, axis=1) if Y.shape[1] > 1 else (Y[:, 0] > 0.5).astype(np.intp)
+    names = [str(c) for c in classes] if classes is not None else ["0", "1"]
+    counts = np.bincount(index, minlength=len(names))
+    if spec == "balanced":  # scikit-learn's compute_class_weight
+        per_class = np.where(counts > 0, len(Y) / (len(names) * np.maximum(counts, 1)), 0.0)
+    else:
+        given = {str(k): float(v) for k, v in spec.items()}
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise DataError(config.data.path, f"class_weight names {unknown[0]!r}, which is not "
+                            f"a class of the target (classes: {', '.join(names)})",
+                            key="train.class_weight")
+        per_class = np.array([given.get(c, 1.0) for c in names])
+    w = per_class[index]
+    return w if sample is None else w * sample
 
 
 def dialect(config):
@@ -127,7 +182,8 @@ def _read(config, key, labels):
     with located(key):
         return path, data.load(path, features=d.features, targets=d.targets,
                                targets_path=d.targets_path if key == "data.path" else None,
-                               dtype=config.dtype, labels=labels, dialect=dialect(config))
+                               dtype=config.dtype, labels=labels, dialect=dialect(config),
+                               exclude=() if d.sample_weight is None else (str(d.sample_weight),))
 
 
 def _wants_labels(config, key="data.path"):
@@ -260,6 +316,7 @@ def _scale_targets(config, Y, val, names):
 
 
 def _column_names(config, typed):
+    """(feature names, target names) of typed columns."""
     d = config.data
     features = [str(k) for k in typed]
     targets = [str(t) for t in ([] if d.targets is None else
@@ -273,7 +330,9 @@ def _read_table(config, path):
         raise DataError(path, f"typed columns (data.features as a mapping) need a table with "
                         f"named columns ({', '.join(NAMED)}), not {ext or 'a file without extension'}")
     features, targets = _column_names(config, config.data.column_types())
-    return table.read_table(path, features + targets, **dialect(config))
+    extra = [] if config.data.sample_weight is None else [str(config.data.sample_weight)]
+    return table.read_table(path, list(dict.fromkeys(features + targets + extra)),
+                            **dialect(config))
 
 
 def _table_dataset(config, raw, X):
