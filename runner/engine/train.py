@@ -102,13 +102,14 @@ class Checkpoint:
 
 def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None, *,
         schedule=None, clip=None, weights=None, drop_rng=None, resume=None,
-        on_checkpoint=None, checkpoint_every=0):
+        on_checkpoint=None, due=None):
     """Fit `net` in place. X (n, inputs), Y (n, outputs); val: (X_val, Y_val) or None;
     spec: the validated `train` section; rng: the generator that orders the rows;
     unscale: see `evaluate`; schedule: a schedules object whose `lr` each epoch uses
     (None: the optimizer's own); clip: see clip_gradients; weights (n,): row weights or
     None; drop_rng: the generator of dropout masks; resume: a Checkpoint to go on from;
-    on_checkpoint(Checkpoint) is called every `checkpoint_every` epochs (0: never).
+    on_checkpoint(Checkpoint) is called after each epoch e (but the last) for which
+    due(e) is true.
 
     Raises Diverged (a RunFailed) when a minibatch loss is not finite."""
     n = X.shape[0]
@@ -179,8 +180,7 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None, 
         if stop:
             result.stopped_early = True
             break
-        if on_checkpoint is not None and checkpoint_every and epoch % checkpoint_every == 0 \
-                and epoch < spec.epochs:
+        if on_checkpoint is not None and epoch < spec.epochs and due(epoch):
             on_checkpoint(Checkpoint(
                 epoch, [dict(r) for r in result.history], net.params.copy(), optimizer.state(),
                 schedule.state() if schedule is not None else {}, rng.bit_generator.state,

@@ -8,13 +8,14 @@ and recording the status in run.json: running -> complete | failed | interrupted
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from runner.engine import train
 from runner.errors import RunFailed, UserError, located
-from runner.io import atomic, data, preprocess, table, weights
+from runner.io import atomic, checkpoints, data, preprocess, table, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
 from runner.runs import build, folders, prepare
@@ -76,26 +77,37 @@ class Outcome:
     status: str  # complete | failed | interrupted | skipped
     metrics: dict = field(default_factory=dict)
     error: str | None = None
+    resumed: int | None = None  # the epoch a fit went on from, after a checkpoint
 
 
-def execute(p, force=False, on_epoch=None):
-    """Run the Plan `p` into its folder, unless that folder is already complete.
+def execute(p, force=False, on_epoch=None, restart=False):
+    """Run the Plan `p` into its folder, unless that folder is already complete. A fit
+    left running (killed) or interrupted goes on from its last checkpoint, unless
+    `restart` (or `force`) asks for a fresh start.
 
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
     if p.status == "complete" and not force:
         return Outcome(p.folder, p.id, "skipped", folders.read_info(p.folder).get("metrics", {}))
+    resume = None
+    if p.config.train is not None and not (restart or force) and p.status == "partial":
+        resume = checkpoints.load(p.folder, p.id)
     folder = folders.RunFolder(p.folder)
     try:
-        folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
+        folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests},
+                     keep=resume is not None)
         if p.cache is not None:
             p.cache.save()
-        metrics = compute(p.config, folder, on_epoch)
+        if resume is not None:
+            folder.info["resumed"] = resume.epoch
+        metrics = compute(p.config, folder, on_epoch, resume)
+        checkpoints.remove(folder.path)
         folder.finish("complete", metrics=metrics)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
     except RunFailed as e:
+        checkpoints.remove(folder.path)
         folder.finish("failed", error=str(e))
         raise
     except UserError:
@@ -108,18 +120,41 @@ def execute(p, force=False, on_epoch=None):
             pass
         raise UserError(f"cannot write the run folder {p.folder}: {e.filename or ''}: "
                         f"{e.strerror or e}; choose a writable --out folder") from None
-    return Outcome(p.folder, p.id, "complete", metrics)
+    return Outcome(p.folder, p.id, "complete", metrics,
+                   resumed=None if resume is None else resume.epoch)
 
 
-def compute(config, folder, on_epoch=None):
+def compute(config, folder, on_epoch=None, resume=None):
     """Fit or forward `config`, writing the outputs into `folder` (a RunFolder);
-    returns the final metrics ({} for a forward pass). numpy's floating-point warnings
-    are silenced: a loss or an output that is not finite is reported by the checks."""
+    returns the final metrics ({} for a forward pass); a fit goes on from the
+    train.Checkpoint `resume` when given. numpy's floating-point warnings are silenced:
+    a loss or an output that is not finite is reported by the checks."""
     with np.errstate(all="ignore"):
-        return _fit(config, folder, on_epoch) if config.train else _forward(config, folder)
+        if config.train:
+            return _fit(config, folder, on_epoch, resume)
+        return _forward(config, folder)
 
 
-def _fit(config, folder, on_epoch):
+AUTO_CHECKPOINT = 60.0  # seconds between checkpoints when train.checkpoint_every is null
+
+
+def _due(every):
+    """due(epoch): whether to checkpoint after that epoch: every N epochs, never (0), or
+    (None) once AUTO_CHECKPOINT seconds have passed since the last one."""
+    if every is not None:
+        return lambda epoch: bool(every) and epoch % every == 0
+    last = [time.monotonic()]
+
+    def due(epoch):
+        if time.monotonic() - last[0] < AUTO_CHECKPOINT:
+            return False
+        last[0] = time.monotonic()
+        return True
+
+    return due
+
+
+def _fit(config, folder, on_epoch, resume=None):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
     prepared = prepare.training_data(config, split_rng)
     n, spec = prepared.X.shape[0], config.train
@@ -134,11 +169,17 @@ def _fit(config, folder, on_epoch):
     if "targets" in saved:  # metrics in the target's own units
         def unscale(Y):
             return preprocess.decode_targets(saved["targets"], Y)
+    if resume is not None and on_epoch is not None:  # progress goes on from epoch K
+        for row in resume.history:
+            on_epoch(row)
+    run_id = folder.info.get("id")
     try:
         result = train.fit(net, optimizer, prepared.X, prepared.Y, spec, shuffle_rng,
                            val=prepared.val, on_epoch=on_epoch, unscale=unscale,
                            schedule=build.schedule(config, optimizer), clip=build.clip(config),
-                           weights=prepared.weights, drop_rng=build.dropout_generator(config.seed))
+                           weights=prepared.weights, drop_rng=build.dropout_generator(config.seed),
+                           resume=resume, due=_due(spec.checkpoint_every),
+                           on_checkpoint=lambda c: checkpoints.save(folder.path, c, run_id))
     except train.Diverged as e:  # the epochs before the divergence are kept for study
         if e.history:
             write_history(folder.file("history.csv"), e.history)

@@ -98,12 +98,12 @@ class RunFolder:
     def file(self, name):
         return os.path.join(self.path, name)
 
-    def start(self, resolved, info):
-        """Empty the folder (a partial run is redone from scratch), write config.yaml
-        and run.json with status `running`."""
-        if os.path.isdir(self.path):
+    def start(self, resolved, info, keep=False):
+        """Empty the folder (a partial run is redone from scratch; with keep, a resumed
+        one keeps its files), write config.yaml and run.json with status `running`."""
+        if os.path.isdir(self.path) and not keep:
             shutil.rmtree(self.path)
-        os.makedirs(self.path)
+        os.makedirs(self.path, exist_ok=True)
         atomic.write_text(self.file("config.yaml"), dump(resolved))
         self.info = dict(info, status="running", started=time.time(), versions=versions())
         self.info["argv"] = list(sys.argv)

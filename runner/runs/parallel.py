@@ -24,30 +24,30 @@ from runner.runs import experiment, folders
 from schemas import set_path
 
 
-def run_trial(plan, force=False):
+def run_trial(plan, force=False, restart=False):
     """Run one trial where it stands; a failed fit is an outcome, not an exception."""
     try:
-        return experiment.execute(plan, force=force)
+        return experiment.execute(plan, force=force, restart=restart)
     except RunFailed as e:
         return experiment.Outcome(plan.folder, plan.id, "failed", error=str(e))
 
 
-def run(found, force=False, workers=1, scheduler=None, on_trial=None):
+def run(found, force=False, workers=1, scheduler=None, on_trial=None, restart=False):
     """Run the trials (skipping complete ones unless force) sequentially, in `workers`
     local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order."""
     if scheduler:
         return on_dask(found, scheduler, force, on_trial)
     if workers > 1:
-        return in_processes(found, workers, force, on_trial)
+        return in_processes(found, workers, force, on_trial, restart)
     outcomes = []
     for trial in found:
-        outcomes.append(run_trial(trial.plan, force))
+        outcomes.append(run_trial(trial.plan, force, restart))
         if on_trial:
             on_trial(outcomes[-1])
     return outcomes
 
 
-def in_processes(found, workers, force, on_trial=None):
+def in_processes(found, workers, force, on_trial=None, restart=False):
     """Run the trials in `workers` local processes. [Outcome] in trial order.
 
     Ctrl-C (or any error) stops the sweep: pending trials are cancelled and every worker
@@ -65,7 +65,7 @@ def in_processes(found, workers, force, on_trial=None):
                                           initializer=_worker_setup,
                                           initargs=(lifeline, stop))
             futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
-                os.path.dirname(t.plan.folder)), force): i for i, t in enumerate(found)}
+                os.path.dirname(t.plan.folder)), force, restart): i for i, t in enumerate(found)}
         for future in cf.as_completed(futures):
             outcomes[futures[future]] = future.result()
             if on_trial:
@@ -145,7 +145,7 @@ def _watch_parent(lifeline):
     os._exit(1)
 
 
-def local_trial(resolved, out, force):
+def local_trial(resolved, out, force, restart=False):
     """In a worker process: plan and run one trial from its resolved config (a dict)."""
     from schemas import load_config_dict
 
@@ -153,7 +153,8 @@ def local_trial(resolved, out, force):
     try:
         if _worker["stopping"] or _worker["stop"].is_set():
             raise KeyboardInterrupt
-        return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force)
+        return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force,
+                         restart)
     finally:
         _worker["busy"] = False
 

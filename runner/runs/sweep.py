@@ -146,11 +146,12 @@ class SweepResult:
         return sum(r["status"] == "failed" for r in self.rows)
 
 
-def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None):
+def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None,
+            restart=False):
     """Run every trial of a swept config (skipping complete ones unless force), then
     write <out>/<name>/sweep.csv (and sweep.png with matplotlib). Returns a SweepResult."""
     found = trials(config, out)
-    outcomes = parallel.run(found, force, workers, scheduler, on_trial)
+    outcomes = parallel.run(found, force, workers, scheduler, on_trial, restart)
     return summarize(config, out, found, outcomes)
 
 
