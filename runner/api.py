@@ -18,10 +18,11 @@ import tempfile
 
 from runner import checks
 from runner.errors import RunFailed, UserError  # noqa: F401  (re-exported)
-from runner.io import data, weights
-from runner.runs import build, experiment, folders, prepare, sweep
+from runner.io import atomic, data, weights
+from runner.runs import build, experiment, folders, prepare, sweep, tracking
 from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
 from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
+from runner.runs.tracking import TrackingWarning  # noqa: F401  (re-exported)
 from runner.vocabulary import PREDICT_BATCH
 from schemas import ConfigError, json_schema, load_config, load_config_dict  # noqa: F401
 
@@ -29,20 +30,36 @@ from schemas import ConfigError, json_schema, load_config, load_config_dict  # n
 def plan(config, out="runs"):
     """What `run` would do, running nothing: the Plan of a config (its id, folder and
     status), or for a config with a `sweep` section the list of its Trials."""
-    if config.sweep is not None:
+    if sweep.expands(config):
         return sweep.trials(config, out)
     return experiment.plan(config, out)
 
 
 def run(config, out="runs", force=False, workers=1, scheduler=None, on_epoch=None,
-        on_trial=None):
+        on_trial=None, track=None, restart=False):
     """Fit or forward `config` into `<out>/<name>/<id>/` and return its Outcome; a config
-    with a `sweep` section runs every trial (in `workers` local processes, or on the Dask
-    scheduler at `scheduler`), writes `<out>/<name>/sweep.csv` and returns a SweepResult.
-    on_epoch(row) follows a single fit; on_trial(outcome) follows a sweep's trials."""
-    if config.sweep is not None:
-        return sweep.execute(config, out, force, workers, scheduler, on_trial)
-    return execute(experiment.plan(config, out), force=force, on_epoch=on_epoch)
+    with a `sweep` section or `data.folds` runs every trial and fold (in `workers` local
+    processes, or on the Dask scheduler at `scheduler`), writes `<out>/<name>/sweep.csv`
+    and returns a SweepResult.
+    on_epoch(row) follows a single fit; on_trial(outcome) follows a sweep's trials. A
+    fit left unfinished goes on from its last checkpoint (Outcome.resumed says from
+    which epoch), unless `restart`.
+    With track="mlflow" or a `track` section, each finished run (each trial) is then
+    logged to MLflow (runner/runs/tracking.py); a store that fails is a TrackingWarning."""
+    spec = tracking.settings(config, track)
+    if sweep.expands(config):
+        result = sweep.execute(config, out, force, workers, scheduler, on_trial, restart)
+        for trial in result.trials:
+            tracking.log(spec, trial.plan.folder, sweep=config.name)
+        return result
+    p = experiment.plan(config, out)
+    try:
+        outcome = execute(p, force=force, on_epoch=on_epoch, restart=restart)
+    except RunFailed:
+        tracking.log(spec, p.folder)
+        raise
+    tracking.log(spec, p.folder)
+    return outcome
 
 
 def validate(path, overrides=(), check_data=False):
@@ -50,6 +67,15 @@ def validate(path, overrides=(), check_data=False):
     Returns (text, problems): the report to show (None when valid) and a list of
     {file, line, column, path, message} dicts."""
     return checks.check(path, overrides, check_data)
+
+
+def resolved_yaml(path, overrides=()):
+    """The config file `path` flat, as YAML text: the files it extends merged in, the
+    overrides applied, defaults filled and paths absolute; what a run folder's
+    config.yaml holds (a sweep keeps its `sweep` section). Raises ConfigError."""
+    from schemas.yamlread import dump
+
+    return dump(experiment.resolved(load_config(path, overrides)))
 
 
 def summary(config):
@@ -152,3 +178,29 @@ def verify(run_dir):
             if os.path.exists(mine) or os.path.exists(fresh):
                 report[name] = folders.output_digest(mine) == folders.output_digest(fresh)
     return report
+
+
+def export(run_dir, fmt="onnx", out=None):
+    """Write the finished run in `run_dir` as an ONNX model (extra 'onnx'): its input
+    preprocessing, the network and the output, as runner/runs/export.py describes; `out`
+    defaults to RUN_DIR/model.onnx. Returns the path written."""
+    if fmt != "onnx":
+        raise UserError(f"unknown export format {fmt!r}; the one format is onnx")
+    config, net, arrays, info = load_run(run_dir)
+    saved = None
+    path = os.path.join(run_dir, experiment.PREPROCESS)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
+    from runner.runs import export as exporter  # imports onnx only when asked to
+
+    model = exporter.onnx_model(config, net, arrays, info, saved)
+    out = out or os.path.join(run_dir, "model.onnx")
+    try:
+        atomic.write_bytes(out, model)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    return out

@@ -5,8 +5,10 @@ Exit codes (docs/cli.md): 0 success; 2 a bad config, data file or flag (one mess
 traceback); 1 a run that failed; 130 interrupted.
 """
 
+import contextlib
 import json
 import sys
+import warnings
 
 import click
 
@@ -96,8 +98,14 @@ set_option = click.option(
 @click.option("--force", is_flag=True, help="Redo runs whose folder is already complete.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (ids and statuses); run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--restart", is_flag=True,
+              help="Start unfinished fits afresh instead of going on from their checkpoint.")
+@click.option("--track", type=click.Choice(["mlflow"]), default=None,
+              help="Log the run (each sweep trial) to MLflow (extra 'mlflow'), at "
+                   "track.mlflow.uri or MLFLOW_TRACKING_URI.")
 @guarded
-def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
+def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, restart,
+        track):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
     from runner.io import digests
 
@@ -116,18 +124,39 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet):
         if not isinstance(found, list):
             click.echo(f"{found.id}  {found.status:<9}  {found.folder}")
         return
-    if config.sweep is not None:
-        with progress.trials(config, out, quiet) as on_trial:
-            result = api.run(config, out, force, workers, scheduler, on_trial=on_trial)
+    if config.sweep is not None or (config.data.folds and config.data.fold is None):
+        with progress.trials(config, out, quiet) as on_trial, _tracking_warnings():
+            result = api.run(config, out, force, workers, scheduler, on_trial=on_trial,
+                             track=track, restart=restart)
         return _report_sweep(result)
-    with progress.epochs(config, quiet) as on_epoch:
-        outcome = api.run(config, out, force, on_epoch=on_epoch)
+    with progress.epochs(config, quiet) as on_epoch, _tracking_warnings():
+        outcome = api.run(config, out, force, on_epoch=on_epoch, track=track, restart=restart)
     if outcome.status == "skipped":
         click.echo(f"skipped (already complete): {outcome.folder}  (--force redoes it)")
+    elif outcome.resumed is not None:
+        click.echo(f"{outcome.status} (resumed at epoch {outcome.resumed}): {outcome.folder}")
     else:
         click.echo(f"{outcome.status}: {outcome.folder}")
     if outcome.metrics and not quiet:
         click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
+
+
+@contextlib.contextmanager
+def _tracking_warnings():
+    """Show a tracking store's failure as one "warning:" line on stderr (the run goes on);
+    other warnings pass through as they would."""
+    from runner.api import TrackingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, TrackingWarning):
+                    click.echo(f"warning: {w.message}", err=True)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _report_sweep(result):
@@ -137,7 +166,13 @@ def _report_sweep(result):
     n = len(result.trials)
     click.echo(f"{n} trials ({result.ran} run, {n - result.ran} already complete; "
                f"{result.failed} failed): {result.folder}/sweep.csv")
-    click.echo(text.ranking(result.ranked, result.metric, result.mode))
+    if result.keys:
+        click.echo(text.ranking(result.ranked, result.metric, result.mode))
+    else:  # folds (and seeds) of one experiment: each metric's mean and spread
+        n = max((k for _, _, k in result.spread().values()), default=0)
+        click.echo(f"mean ± std over {n} runs:")
+        click.echo("  " + "  ".join(f"{name}={m:.6g}±{sd:.2g}"
+                                    for name, (m, sd, _) in result.spread().items()))
     if result.failed:
         raise Failed(f"{result.failed} of {n} trials failed")
 
@@ -153,16 +188,26 @@ def _fmt(value):
               help="Also open the data files and check widths, classes and the loss.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report as text or as a JSON list of problems.")
+@click.option("--resolved", is_flag=True,
+              help="Print each valid config flat, as YAML: its bases (extends) merged, "
+                   "--set applied, defaults filled, paths absolute.")
 @guarded
-def validate(files, overrides, check_data, fmt):
+def validate(files, overrides, check_data, fmt, resolved):
     """Check configs; report every problem with its file, line and column."""
     from runner import api
 
-    problems = []
+    if resolved and fmt == "json":
+        raise click.UsageError("--resolved prints YAML; it does not combine with --format json")
+    problems, shown = [], 0
     for path in files:
         text, found = api.validate(path, overrides, check_data)
         problems += found
-        if fmt == "text":
+        if fmt == "text" and resolved and not found:  # stdout holds only YAML documents
+            click.echo(("---\n" if shown else "") + api.resolved_yaml(path, overrides), nl=False)
+            shown += 1
+            if text:  # with --data: the input plan
+                click.echo(text, err=True)
+        elif fmt == "text":
             click.echo(text if found else f"{path}: ok", err=bool(found))
             if text and not found:  # with --data: the input plan
                 click.echo(text)
@@ -210,6 +255,20 @@ def predict(run_dir, data_path, out_path, batch_size, keep):
 
     out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size, keep=keep)
     click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="The model format (extra 'onnx').")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="The model file to write; default RUN_DIR/model.onnx.")
+@guarded
+def export(run_dir, fmt, out_path):
+    """Write a finished run as an ONNX model: preprocessing, network, outputs, classes."""
+    from runner import api
+
+    click.echo(f"wrote {api.export(run_dir, fmt, out=out_path)}")
 
 
 @cli.command()

@@ -16,11 +16,11 @@ def table(head, body, right=(), rule=False) -> list[str]:
 
 def ranking(ranked, metric, mode) -> str:
     """A sweep's ranking [(values, mean, std, n)] as text: rank, swept values, mean ± std
-    of the metric, number of seeds."""
+    of the metric, number of runs (seeds and folds)."""
     if not ranked:
         return f"no complete trial reports {metric}"
     keys = list(ranked[0][0])
-    head = ["rank", *keys, f"{metric} ({mode})", "± std", "seeds"]
+    head = ["rank", *keys, f"{metric} ({mode})", "± std", "runs"]
     body = [[i, *(v[k] for k in keys), f"{m:.6g}", f"{s:.2g}", n]
             for i, (v, m, s, n) in enumerate(ranked, start=1)]
     return "\n".join(table(head, body))

@@ -185,6 +185,9 @@ class Data(_Strict):
     header: bool = True
     na_values: list[str] = list(DEFAULT_NA)
     decimal: Literal[".", ","] = "."
+    sample_weight: ColumnName | None = None  # a column of row weights (a fit's loss)
+    folds: int | None = Field(None, ge=2, le=100)  # k-fold cross-validation: K fits
+    fold: int | None = Field(None, ge=0)  # the fold held out (set for each of the K fits)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -192,6 +195,12 @@ class Data(_Strict):
         if self.validation_split > 0 and self.validation_path is not None:
             problems.append((("validation_path",), "give validation_split or validation_path, "
                              f"not both (validation_split is {self.validation_split})"))
+        if self.fold is not None and (self.folds is None or self.fold >= self.folds):
+            problems.append((("fold",), f"fold {self.fold} needs folds above it (folds is "
+                             f"{self.folds}); folds: K runs every fold 0..K-1"))
+        if self.folds is not None and (self.validation_split > 0 or self.validation_path):
+            problems.append((("folds",), "folds holds out each fold in turn: give folds, or "
+                             "validation_split / validation_path, not both"))
         if self.decimal == "," and self.delimiter == ",":
             problems.append((("decimal",), "decimal ',' needs another delimiter (';', tab or "
                              "'|'): a comma cannot separate both columns and decimals"))
@@ -224,6 +233,9 @@ class Layer(_Strict):
     init: Init = "xavier_uniform"
     bias_init: Init = "zeros"
     bias: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)  # inverted dropout on this layer's output, in fits
+    l1: float = Field(0.0, ge=0)  # penalty l1 * sum|W| added to the loss (not the bias)
+    l2: float = Field(0.0, ge=0)  # penalty l2 * sum W^2
 
 
 class Model(_Strict):
@@ -243,6 +255,82 @@ class EarlyStopping(_Strict):
     restore_best: bool = False
 
 
+# ---- schedules (torch.optim.lr_scheduler's definitions, stepped once per epoch) ------
+
+class StepSchedule(_Strict):
+    """lr = lr0 * gamma ** (epoch // step_size) (StepLR)."""
+
+    name: Literal["step"]
+    step_size: int = Field(ge=1)
+    gamma: float = Field(0.1, gt=0)
+
+
+class MultiStepSchedule(_Strict):
+    """lr = lr0 * gamma ** (number of milestones passed) (MultiStepLR)."""
+
+    name: Literal["multistep"]
+    milestones: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    gamma: float = Field(0.1, gt=0)
+
+
+class ExponentialSchedule(_Strict):
+    """lr = lr0 * gamma ** epoch (ExponentialLR)."""
+
+    name: Literal["exponential"]
+    gamma: float = Field(gt=0)
+
+
+class CosineSchedule(_Strict):
+    """Cosine annealing from lr0 to eta_min over t_max epochs (CosineAnnealingLR)."""
+
+    name: Literal["cosine"]
+    t_max: int = Field(ge=1)
+    eta_min: float = Field(0.0, ge=0)
+
+
+class PlateauSchedule(_Strict):
+    """lr *= factor when `monitor` has not improved for `patience` epochs
+    (ReduceLROnPlateau, relative threshold; its mode follows the monitor)."""
+
+    name: Literal["plateau"]
+    monitor: str = "val_loss"
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(10, ge=0)
+    threshold: float = Field(1e-4, ge=0)
+    cooldown: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+
+
+SCHEDULE_NAMES = vocabulary.names(vocabulary.SCHEDULES)
+Schedule = Annotated[
+    Annotated[Union[StepSchedule, MultiStepSchedule, ExponentialSchedule,  # noqa: UP007
+                    CosineSchedule, PlateauSchedule], Field(discriminator="name")],
+    BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)]
+
+
+class Warmup(_Strict):
+    """A linear warmup from start_factor * lr0 to lr0 over `epochs` epochs (LinearLR),
+    before the schedule."""
+
+    epochs: int = Field(ge=1)
+    start_factor: float = Field(1 / 3, gt=0, le=1)
+
+
+class Clip(_Strict):
+    """Gradient clipping: the global L2 `norm` (clip_grad_norm_) or each `value`
+    (clip_grad_value_); exactly one."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    norm: float | None = Field(None, gt=0)
+    value: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.norm is None) == (self.value is None):
+            _refuse(((), "give exactly one of norm: X (the global L2 norm) or value: X"))
+        return self
+
+
 class Train(_Strict):
     """How to fit; without a train section a run is a forward pass."""
 
@@ -253,6 +341,12 @@ class Train(_Strict):
     shuffle: bool = True
     metrics: list[MetricName] = []
     early_stopping: EarlyStopping | None = None
+    schedule: Schedule | None = None
+    warmup: Warmup | None = None
+    clip: Clip | None = None
+    class_weight: Literal["balanced"] | Annotated[
+        dict[str | int, Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
+    checkpoint_every: int | None = Field(None, ge=0)  # epochs; 0 never; null: every minute
 
 
 class Predict(_Strict):
@@ -318,6 +412,19 @@ class Sweep(_Strict):
         return self
 
 
+class Mlflow(_Strict):
+    """Log each run (each sweep trial) to MLflow (extra 'mlflow')."""
+
+    uri: str | None = None  # default: MLflow's own MLFLOW_TRACKING_URI
+    experiment: str | None = Field(None, min_length=1)  # default: the config's name
+
+
+class Track(_Strict):
+    """Experiment tracking; left out of the run id and config.yaml."""
+
+    mlflow: Mlflow | None = None
+
+
 class Config(_Strict):
     """A yamlnet config: data, a model, and optionally train, predict and sweep."""
 
@@ -329,6 +436,7 @@ class Config(_Strict):
     train: Train | None = None
     predict: Predict | None = None
     sweep: Sweep | None = None
+    track: Track | None = None
 
     def prediction(self) -> tuple[Predict, str, str]:
         """(settings, file, key): the predict section (its defaults when absent), the file
@@ -348,6 +456,14 @@ class Config(_Strict):
     def _loss_problems(self, train: Train) -> list:
         """The output layer must suit the loss, which is computed from its logits."""
         out, problems = len(self.model.layers) - 1, []
+        if self.model.layers[-1].dropout:
+            problems.append((("model", "layers", out, "dropout"), "dropout applies to hidden "
+                             "layers; the output layer feeds the loss"))
+        if train.class_weight is not None and vocabulary.find(vocabulary.LOSSES,
+                                                              train.loss).output is None:
+            problems.append((("train", "class_weight"), "class_weight needs a classification "
+                             f"loss (binary_crossentropy or categorical_crossentropy), got "
+                             f"'{train.loss}'; weigh rows with data.sample_weight"))
         last, units = self.model.layers[-1].activation.name, self.model.layers[-1].units
         rule = vocabulary.find(vocabulary.LOSSES, train.loss)
         want = rule.output
@@ -370,10 +486,13 @@ class Config(_Strict):
     def _watch_problems(self, train: Train) -> list:
         """early_stopping.monitor and sweep.metric must name a value the fit records."""
         allowed = ["loss", "val_loss", *train.metrics, *(f"val_{m}" for m in train.metrics)]
-        validated = self.data.validation_split > 0 or self.data.validation_path is not None
+        validated = (self.data.validation_split > 0 or self.data.validation_path is not None
+                     or self.data.folds is not None)
         watched, problems = [], []
         if train.early_stopping is not None:
             watched.append((("train", "early_stopping", "monitor"), train.early_stopping.monitor))
+        if train.schedule is not None and train.schedule.name == "plateau":
+            watched.append((("train", "schedule", "monitor"), train.schedule.monitor))
         if self.sweep is not None:
             watched.append((("sweep", "metric"), self.sweep.metric))
         for loc, name in watched:
@@ -403,5 +522,8 @@ class Config(_Strict):
 
 
 def json_schema() -> dict:
-    """The JSON Schema of a config file (for editors and `yamlnet schema`)."""
-    return Config.model_json_schema()
+    """The JSON Schema of a config file (for editors and `yamlnet schema`), with the
+    `extends` key that the loader reads before validating (schemas/compose.py)."""
+    from schemas.compose import extend_schema  # compose imports this module
+
+    return extend_schema(Config.model_json_schema())

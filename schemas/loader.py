@@ -1,10 +1,11 @@
 """Load a config: YAML with positions, `--set` overrides, validation, located errors.
 
-`load_config` reads a file, applies overrides (`model.layers.0.units=16`), validates,
-checks the sweep, then makes every path relative to the config file's folder. Any
-problem, from YAML syntax to a cross-field rule, becomes a `Problem` with file, line,
-column, dotted path and a message saying what is allowed; all of them are raised at
-once in one `ConfigError`.
+`load_config` reads a file with the files it extends (schemas/compose.py), applies
+overrides (`model.layers.0.units=16`), validates, checks the sweep, then takes every
+path relative to the folder of the file that wrote it. Any problem, from YAML syntax to
+a cross-field rule, becomes a `Problem` with file, line, column, dotted path and a
+message saying what is allowed (and, in a base, the files that led there); all of them
+are raised at once in one `ConfigError`.
 """
 
 import copy
@@ -15,9 +16,11 @@ from dataclasses import asdict, dataclass
 from pydantic import ValidationError
 
 from runner.vocabulary import PATH_KEYS
+from schemas.compose import KEY as EXTENDS
+from schemas.compose import Composed, compose, compose_data
 from schemas.config import Config
 from schemas.messages import Issue, describe, dotted, explain, suggest
-from schemas.yamlread import MAX_BYTES, Marks, Where, YamlError, read
+from schemas.yamlread import Marks, Where, YamlError, read
 
 _SHORTHAND = ("activation", "init", "bias_init", "optimizer")  # strings that stand for {name: ...}
 _NOT_SWEPT = {"name": "a sweep keeps one name", "seed": "list seeds in sweep.seeds instead",
@@ -37,12 +40,14 @@ class Problem:
     path: str
     message: str
     source: str = ""
+    via: tuple = ()  # in a base: the files that extend it, from the one loaded
 
     def __str__(self):
         plain = self.line is None or self.file.startswith("--set ")
         head = self.file if plain else f"{self.file}:{self.line}"
         head += f":{self.column}" if self.column and not plain else ""
         text = f"{head}: {self.path}: {self.message}" if self.path else f"{head}: {self.message}"
+        text += f" (via {' → '.join(self.via)})" if self.via else ""
         if not self.source:
             return text
         source, column = self.source.replace(chr(9), " "), self.column
@@ -65,12 +70,14 @@ class ConfigError(Exception):
 
     def to_json(self) -> list[dict]:
         keep = ("file", "line", "column", "path", "message")
-        return [{k: v for k, v in asdict(p).items() if k in keep} for p in self.problems]
+        return [{k: v for k, v in asdict(p).items() if k in keep or (k == "via" and v)}
+                for p in self.problems]
 
 
 def _problem(where: Where, path, message) -> Problem:
     path = path if isinstance(path, str) else dotted(path)
-    return Problem(where.file, where.line, where.column, path, message, where.source)
+    return Problem(where.file, where.line, where.column, path, message, where.source,
+                   tuple(where.via))
 
 
 # ---- dotted paths ------------------------------------------------------------------
@@ -156,71 +163,56 @@ def _set(data, path, value):
 # ---- loading -----------------------------------------------------------------------
 
 def load_config(path, overrides=()) -> Config:
-    """Read, override, validate and resolve a config file; raise ConfigError on problems."""
+    """Read (with the files it extends), override, validate and resolve a config file;
+    raise ConfigError on problems."""
     file = os.fspath(path)
-    text, where = _read(file)
     try:
-        data, marks, problems, dropped = read(text, where)
+        composed = compose(file)
     except YamlError as e:
         raise ConfigError([_problem(e.where, "", e.message)]) from None
+    data = composed.data
     if not isinstance(data, dict):
         what = "the file is empty" if data is None else f"the file holds {describe(data)}"
-        raise ConfigError([_problem(where(None), "", f"{what}; a config is a mapping with at "
+        raise ConfigError([_problem(composed.top, "", f"{what}; a config is a mapping with at "
                                     "least data: and model:")])
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(file))[0])
     data.setdefault("name", stem if re.match(r"[A-Za-z0-9_]", stem) else "_" + stem)
-    problems = [_problem(w, p, m) for p, w, m in problems]
-    return _finish(data, marks, problems, dropped, overrides, os.path.dirname(file))
+    return _finish(composed, overrides, os.path.dirname(file))
 
 
 def locate(path, dotted: str, message: str) -> Problem:
-    """A Problem placed at `dotted` in the config file `path` (or at its nearest ancestor
-    written there), for errors found later, e.g. a data file that does not exist."""
+    """A Problem placed at `dotted` in the config file `path` or in the base that wrote
+    it (or at its nearest ancestor written there), for errors found later, e.g. a data
+    file that does not exist."""
     file = os.fspath(path)
     try:
-        text, where = _read(file)
-        marks = read(text, where)[1]
-    except (ConfigError, YamlError):
+        marks = compose(file).marks
+    except YamlError:
         return Problem(file, None, None, dotted, message)
     parts = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
-    return _problem(marks.find(parts), dotted, message)
-
-
-def _read(file: str):
-    """The text of a config file and a function turning yaml marks into `Where`s."""
-    try:
-        with open(file, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise ConfigError([Problem(file, None, None, "", f"cannot read: {e.strerror}")]) from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError([Problem(file, 1, 1, "", "document too large: over 10 MB")])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise ConfigError([Problem(file, line, None, "", "the file is not UTF-8 text")]) from None
-    lines = re.split(r"\r\n|[\r\n\x85\u2028\u2029]", text)
-
-    def where(mark):
-        if mark is None:
-            return Where(file, 1, 1, lines[0])
-        return Where(file, mark.line + 1, mark.column + 1, lines[min(mark.line, len(lines) - 1)])
-
-    return text, where
+    return _problem(marks.find(parts) or Where(file), dotted, message)
 
 
 def load_config_dict(data: dict, source="<dict>", base_dir=".", overrides=()) -> Config:
-    """Validate a config given as a dict (no positions: problems name `source`)."""
+    """Validate a config given as a dict (no positions: problems name `source`); the
+    files it extends, and its paths, are taken relative to `base_dir`."""
     if not isinstance(data, dict):
         raise ConfigError([Problem(source, None, None, "", f"expected a mapping, got "
                                    f"{describe(data)}")])
     marks = Marks()
     marks.values[()] = Where(source)
-    return _finish(copy.deepcopy(data), marks, [], set(), overrides, base_dir)
+    try:
+        composed = compose_data(copy.deepcopy(data), marks, source, base_dir)
+    except YamlError as e:
+        raise ConfigError([_problem(e.where, "", e.message)]) from None
+    return _finish(composed, overrides, base_dir)
 
 
-def _finish(data, marks, problems, dropped, overrides, base_dir) -> Config:
+def _finish(composed: Composed, overrides, base_dir) -> Config:
+    """Apply the overrides to a composed config, validate it, check its sweep and
+    resolve its paths; `base_dir` is the folder of the config loaded (for overrides)."""
+    data, marks, dropped = composed.data, composed.marks, composed.dropped
+    problems = [_problem(w, p, m) for p, w, m in composed.problems]
     overrides = [overrides] if isinstance(overrides, str) else list(overrides)
     for text in overrides:
         problems += _override(data, marks, text)
@@ -232,11 +224,18 @@ def _finish(data, marks, problems, dropped, overrides, base_dir) -> Config:
         problems += [_locate(i, marks) for i in issues]
     if config is not None and config.sweep is not None:
         problems += [_locate(i, marks) for i in _sweep_issues(config)]
-    if problems:
-        order = {f"--set {text}": n + 1 for n, text in enumerate(overrides)}
+    if problems:  # the loaded file, its bases as read, then the overrides in order
+        order = {f: n for n, f in enumerate([*composed.folders] + [f"--set {t}" for t in
+                                                                   overrides])}
         raise ConfigError(sorted(problems, key=lambda p: (order.get(p.file, 0), p.line or 0,
                                                           p.column or 0)))
-    return _resolve(config, base_dir)
+
+    def folder(path: tuple) -> str:
+        """The folder of the file that wrote the value at `path` (an override: base_dir)."""
+        where = marks.find(path)
+        return composed.folders.get(where.file, base_dir) if where else base_dir
+
+    return _resolve(config, folder)
 
 
 def _locate(issue: Issue, marks: Marks) -> Problem:
@@ -250,6 +249,9 @@ def _override(data, marks: Marks, text: str) -> list[Problem]:
     at_key = Where(label, 1, 7, label)
     if not eq or not key.strip():
         return [_problem(at_key, "", "expected KEY=VALUE, e.g. model.layers.0.units=16")]
+    if key.strip().split(".")[0] == EXTENDS:
+        return [_problem(at_key, key.strip(), f"'{EXTENDS}' is read before the overrides; "
+                         "write it in the config file")]
     offset = len("--set ") + len(key) + 1
 
     def where(mark):
@@ -318,24 +320,27 @@ def _sweep_issues(config: Config) -> list[Issue]:
     return issues
 
 
-def _resolve(config: Config, base_dir: str) -> Config:
-    """Make the paths of `config` (and of swept path values) relative to `base_dir`."""
+def _resolve(config: Config, folder) -> Config:
+    """Take each path of `config` (and each swept path value) relative to `folder(at)`,
+    the folder of the file that wrote the value at data path `at`."""
 
-    def fix(p):
+    def fix(p, at):
         if not isinstance(p, str) or os.path.isabs(p):
             return p
-        return os.path.normpath(os.path.join(base_dir, p))
+        return os.path.normpath(os.path.join(folder(at), p))
 
     for key in PATH_KEYS:
         section, field = key.split(".")
         part = getattr(config, section)
         if part is not None:
-            setattr(part, field, fix(getattr(part, field)))
+            setattr(part, field, fix(getattr(part, field), (section, field)))
     sweep = config.sweep
     for key in PATH_KEYS if sweep else ():
         if sweep.grid and key in sweep.grid:
-            sweep.grid[key] = [fix(v) for v in sweep.grid[key]]
+            at = ("sweep", "grid", key)
+            sweep.grid[key] = [fix(v, at + (i,)) for i, v in enumerate(sweep.grid[key])]
         space = sweep.random.space.get(key) if sweep.random else None
         if space is not None and space.choice is not None:
-            space.choice = [fix(v) for v in space.choice]
+            at = ("sweep", "random", "space", key, "choice")
+            space.choice = [fix(v, at + (i,)) for i, v in enumerate(space.choice)]
     return config

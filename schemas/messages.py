@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from runner import vocabulary
 from runner.errors import did_you_mean
 from schemas.config import Config
+from schemas.yamlread import describe
 
 _NOUNS = {
     "activation": "an activation", "init": "an initializer", "bias_init": "an initializer",
@@ -47,18 +48,6 @@ class Issue(NamedTuple):
     where: tuple
     at_key: bool
     message: str
-
-
-def describe(value) -> str:
-    """A value as a message shows it: "the string '2'", "the integer 3", "a list"..."""
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    kinds = {int: "the integer", float: "the float", str: "the string"}
-    for kind, words in kinds.items():
-        if isinstance(value, kind):
-            return f"{words} {value!r}"
-    names = {list: "a list", dict: "a mapping", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 suggest = did_you_mean  # "; did you mean 'relu'?" or ""
@@ -166,7 +155,7 @@ def _issue(err, found: tuple, data) -> Issue:
     if kind == "missing":
         return Issue(dotted(found), found, True, f"missing required key '{loc[-1]}'")
     if kind == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
+        allowed = _fields_at(loc[:-1]) + (["extends"] if len(loc) == 1 else [])  # compose.py
         return Issue(dotted(found), found, True, f"unknown key '{loc[-1]}'"
                      f"{suggest(loc[-1], allowed)} (allowed: {', '.join(allowed)})")
     if kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -25,12 +25,14 @@ _TAG = "tag:yaml.org,2002:"
 
 
 class Where(NamedTuple):
-    """A place in a source: file label, 1-based line and column, the text of that line."""
+    """A place in a source: file label, 1-based line and column, the text of that line,
+    and for a file read as a base (`extends`) the files that led to it, outermost first."""
 
     file: str
     line: int | None = None
     column: int | None = None
     source: str = ""
+    via: tuple = ()
 
 
 class Marks:
@@ -47,6 +49,18 @@ class Marks:
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path)
+
+
+def describe(value) -> str:
+    """A value as a message shows it: "the string '2'", "the integer 3", "a list"..."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    kinds = {int: "the integer", float: "the float", str: "the string"}
+    for kind, words in kinds.items():
+        if isinstance(value, kind):
+            return f"{words} {value!r}"
+    names = {list: "a list", dict: "a mapping", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 class YamlError(Exception):

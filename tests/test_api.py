@@ -13,7 +13,7 @@ from runner import api
 
 @pytest.fixture
 def xor_sweep(tmp_path):
-    for name in ("xor_sweep.yaml", "xor.csv"):
+    for name in ("xor_sweep.yaml", "xor.yaml", "xor.csv"):  # the sweep extends xor.yaml
         shutil.copy(CONFIGS / name, tmp_path / name)
     return tmp_path / "xor_sweep.yaml"
 

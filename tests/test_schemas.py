@@ -112,11 +112,13 @@ def test_defaults_are_filled():
         "data": {"path": "xor.csv", "features": None, "targets": None, "targets_path": None,
                  "scale": "none", "target_scale": "none", "validation_split": 0.0,
                  "validation_path": None, "delimiter": None, "header": True,
-                 "na_values": ["", "NA", "N/A", "NaN", "null"], "decimal": "."},
+                 "na_values": ["", "NA", "N/A", "NaN", "null"], "decimal": ".",
+                 "sample_weight": None, "folds": None, "fold": None},
         "model": {"inputs": None, "weights": None, "layers": [
             {"units": 1, "activation": {"name": "identity"}, "init": {"name": "xavier_uniform"},
-             "bias_init": {"name": "zeros"}, "bias": True}]},
-        "train": None, "predict": None, "sweep": None,
+             "bias_init": {"name": "zeros"}, "bias": True, "dropout": 0.0, "l1": 0.0,
+             "l2": 0.0}]},
+        "train": None, "predict": None, "sweep": None, "track": None,
     }
     train = Config.model_validate({**MINIMAL, "train": {"loss": "mse"}}).train.model_dump()
     assert train["optimizer"] == {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999,

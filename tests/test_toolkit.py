@@ -333,3 +333,49 @@ def test_new_keys_are_validated_with_located_errors(tmp_path, edit, where, words
     assert f"c.yaml:{line}:" in err
     for word in words:
         assert word in err
+
+
+# ---- cross-validation -------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_five_folds_of_iris_write_five_folders_and_a_mean_and_spread(tmp_path):
+    import csv
+    import json
+    import shutil
+
+    from conftest import CONFIGS
+
+    shutil.copy(CONFIGS / "iris.csv", tmp_path)
+    text = (CONFIGS / "iris.yaml").read_text().replace("validation_split: 0.2", "folds: 5")
+    write(tmp_path / "cv.yaml", text.replace("epochs: 200", "epochs: 30"))
+    code, out, err = yamlnet("run", "--config", tmp_path / "cv.yaml", "--out", tmp_path / "runs")
+    assert code == 0, err
+    runs = sorted((tmp_path / "runs" / "iris").glob("*/run.json"))
+    assert len(runs) == 5
+    infos = [json.loads(p.read_text()) for p in runs]
+    folds = sorted(json.loads(json.dumps(i))["id"] for i in infos)
+    assert len(set(folds)) == 5
+    with open(tmp_path / "runs" / "iris" / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["fold"]) for r in rows) == [0, 1, 2, 3, 4]
+    accs = [i["metrics"]["val_accuracy"] for i in infos]
+    line = out.splitlines()[-1]
+    shown = dict(part.split("=") for part in line.split())
+    mean, std = shown["val_accuracy"].split("±")
+    assert float(mean) == pytest.approx(np.mean(accs), rel=1e-5)
+    assert float(std) == pytest.approx(np.std(accs), abs=0.006)
+    assert np.mean(accs) > 0.85
+
+
+def test_folds_partition_the_rows():
+    from runner.runs.prepare import _split
+    from schemas import load_config_dict
+
+    held = []
+    for fold in range(4):
+        config = load_config_dict({"data": {"path": "x.csv", "folds": 4, "fold": fold},
+                                   "model": {"layers": [{"units": 1}]}})
+        val, train_rows = _split(config, 23, np.random.default_rng(9))
+        assert len(np.intersect1d(val, train_rows)) == 0 and len(val) + len(train_rows) == 23
+        held.append(val)
+    assert sorted(np.concatenate(held).tolist()) == list(range(23))

@@ -79,38 +79,73 @@ class DigestCache:
 
 def config_paths(config_path, overrides=()):
     """Absolute paths of the input files a config names (relative ones are taken from the
-    config's folder, as the loader does); [] when the file is not a small YAML mapping.
+    folder of the file that gives them, as the loader does: the config, or a file it
+    `extends`); [] when the file is not a small YAML mapping.
 
-    The YAML is composed, not constructed (aliases are not expanded), and only from a
-    file of at most 64 KiB: the loader proper, with its limits, has not seen it yet."""
-    import yaml
-
+    The YAML is composed, not constructed (aliases are not expanded), and only from files
+    of at most 64 KiB, at most _LEVELS bases deep: the loader proper, with its limits,
+    has not seen them yet. A base that cannot be read is skipped."""
     try:
-        if os.path.getsize(config_path) > 1 << 16:
-            return []
-        with open(config_path, encoding="utf-8") as f:
-            root = yaml.compose(f)
-        values = {key: _scalar(root, key.split(".")) for key in PATH_KEYS}
+        top, roots = os.path.abspath(config_path), {}
+        values = {key: _lookup(top, key.split("."), roots, 0)[1] for key in PATH_KEYS}
     except Exception:  # anything odd is for the loader to report
         return []
+    base = os.path.dirname(top)
     for override in overrides:
         key, _, value = override.partition("=")
         if key.strip() in values:
-            values[key.strip()] = value.strip()
-    base = os.path.dirname(os.path.abspath(config_path))
-    return [os.path.normpath(os.path.join(base, v)) for v in values.values() if v]
+            values[key.strip()] = os.path.normpath(os.path.join(base, value.strip()))
+    return [v for v in values.values() if v]
 
 
-def _scalar(node, keys):
-    """The string at `keys` under a composed YAML mapping node, or None."""
+_LEVELS = 10  # levels of `extends` followed (the loader refuses more: schemas/compose.py)
+
+
+def _lookup(file, keys, roots, depth):
+    """(found, path): whether `file` or a file it extends (the last listed wins) gives
+    the value at `keys`, and that value as a path relative to the giving file's folder
+    (None when it is not a string). `roots` holds the files composed so far."""
     import yaml
 
+    if file not in roots:
+        roots[file] = None
+        try:
+            if os.path.isfile(file) and os.path.getsize(file) <= 1 << 16:  # no pipes
+                with open(file, encoding="utf-8") as f:
+                    roots[file] = yaml.compose(f)
+        except Exception:
+            pass
+    root = roots[file]
+    found, value = _scalar(root, keys)
+    if found:
+        return True, value and os.path.normpath(os.path.join(os.path.dirname(file), value))
+    extends = _scalar(root, ["extends"], whole=True)[1] if depth < _LEVELS else None
+    refs = extends if isinstance(extends, list) else [extends] if extends else []
+    for ref in reversed(refs):
+        found, path = _lookup(os.path.join(os.path.dirname(file), ref), keys, roots, depth + 1)
+        if found:
+            return True, path
+    return False, None
+
+
+def _scalar(node, keys, whole=False):
+    """(found, value) at `keys` under a composed YAML mapping node: found is False when
+    a mapping on the way lacks the key (a base may give it); value is the string there,
+    else None. With `whole`, a sequence of strings is given as a list."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return False, None
     for key in keys:
         if not isinstance(node, yaml.MappingNode):
-            return None
+            return True, None  # something else is written above: it replaces the bases'
         node = next((v for k, v in node.value
                      if isinstance(k, yaml.ScalarNode) and k.value == key), None)
-    return node.value if isinstance(node, yaml.ScalarNode) and node.value else None
+        if node is None:
+            return False, None
+    if whole and isinstance(node, yaml.SequenceNode):
+        return True, [n.value for n in node.value if isinstance(n, yaml.ScalarNode) and n.value]
+    return True, node.value if isinstance(node, yaml.ScalarNode) and node.value else None
 
 
 def prefetch(config_path, overrides=(), out="runs"):

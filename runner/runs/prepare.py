@@ -71,14 +71,8 @@ def training_data(config, split_rng):
     _check_units(config, Y, classes)
     sample = _sample_weights(config, raw if typed is not None else None, len(Y))
     train_rows = None
-    if d.validation_split > 0:
-        n = len(Y)
-        n_val = math.ceil(d.validation_split * n)
-        if n_val >= n:
-            raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
-                            "no training rows", key="data.validation_split")
-        order = split_rng.permutation(n)
-        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if d.validation_split > 0 or d.folds is not None:
+        val_rows, train_rows = _split(config, len(Y), split_rng)
         if typed is not None:  # the plan is learned from the training rows only
             state, X = _fit_plan(typed, raw.take(train_rows), config)
             with located("data.path"):
@@ -110,6 +104,26 @@ def training_data(config, split_rng):
     weights = _row_weights(config, Y, classes, sample)
     return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
                     names, tnames, saved if len(saved) > 1 else None, plan, weights)
+
+
+def _split(config, n, split_rng):
+    """(validation rows, training rows), sorted: ceil(validation_split * n) rows drawn by
+    the seed, or fold `fold` of `folds` (a seeded permutation cut in `folds` parts)."""
+    d = config.data
+    order = split_rng.permutation(n)
+    if d.folds is not None:
+        if d.folds > n:
+            raise DataError(d.path, f"folds: {d.folds} needs at least as many rows, got {n}",
+                            key="data.folds")
+        parts = np.array_split(order, d.folds)
+        fold = d.fold or 0
+        rest = np.concatenate([p for i, p in enumerate(parts) if i != fold])
+        return np.sort(parts[fold]), np.sort(rest)
+    n_val = math.ceil(d.validation_split * n)
+    if n_val >= n:
+        raise DataError(d.path, f"validation_split {d.validation_split} of {n} rows leaves "
+                        "no training rows", key="data.validation_split")
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
 
 
 def _sample_weights(config, raw, n):

@@ -24,6 +24,23 @@ class Trial:
     values: dict  # {dotted path: value} of the swept keys
     seed: int
     plan: experiment.Plan
+    fold: int | None = None  # the fold held out, under data.folds
+
+
+def expands(config):
+    """Whether `config` runs as several trials: a sweep, or cross-validation folds."""
+    return config.sweep is not None or (config.data.folds is not None
+                                        and config.data.fold is None)
+
+
+def _folds(config):
+    return list(range(config.data.folds)) if config.data.folds and config.data.fold is None \
+        else [config.data.fold]
+
+
+def _goal(config):
+    """(metric, mode) that ranks the trials: the sweep's, or val_loss for folds alone."""
+    return (config.sweep.metric, config.sweep.mode) if config.sweep else ("val_loss", "min")
 
 
 def points(sweep, seed):
@@ -57,9 +74,11 @@ def draw(rng, space):
 def count(config):
     """How many trials a swept config has (points x seeds), without planning them."""
     spec = config.sweep
+    if spec is None:
+        return len(_folds(config))
     n = math.prod(len(values) for values in (spec.grid or {}).values())
     n *= spec.random.samples if spec.random else 1
-    return n * len(spec.seeds or [config.seed])
+    return n * len(spec.seeds or [config.seed]) * len(_folds(config))
 
 
 def trials(config, out):
@@ -68,21 +87,26 @@ def trials(config, out):
     from schemas import ConfigError, load_config_dict, set_path
 
     base = config.model_dump(mode="json")
-    base.pop("sweep")
-    seeds = config.sweep.seeds or [config.seed]
+    base.pop("sweep", None)
+    spec = config.sweep
+    seeds = (spec.seeds if spec else None) or [config.seed]
     cache = DigestCache(out)
     found = []
-    for values in points(config.sweep, config.seed):
+    for values in points(spec, config.seed) if spec else [{}]:
         for seed in seeds:
-            tree = copy.deepcopy(base)
-            for path, value in values.items():
-                set_path(tree, path, value)
-            tree["seed"] = seed
-            try:
-                trial = load_config_dict(tree, source=f"sweep trial {values} seed {seed}")
-            except ConfigError as e:
-                raise UserError(str(e)) from None
-            found.append(Trial(values, seed, experiment.plan(trial, out, cache)))
+            for fold in _folds(config):
+                tree = copy.deepcopy(base)
+                for path, value in values.items():
+                    set_path(tree, path, value)
+                tree["seed"] = seed
+                tree["data"]["fold"] = fold
+                where = f"sweep trial {values} seed {seed}" + (f" fold {fold}" if fold is not None
+                                                               else "")
+                try:
+                    trial = load_config_dict(tree, source=where)
+                except ConfigError as e:
+                    raise UserError(str(e)) from None
+                found.append(Trial(values, seed, experiment.plan(trial, out, cache), fold))
     cache.save()
     return found
 
@@ -95,6 +119,8 @@ def table(found, outcomes):
         info = folders.read_info(trial.plan.folder)
         status = info.get("status", outcome.status)
         row = {"id": trial.plan.id, "seed": trial.seed, **trial.values}
+        if trial.fold is not None:
+            row["fold"] = trial.fold
         row.update(info.get("metrics") or {})
         row.update(status=status, seconds=info.get("seconds"))
         rows.append(row)
@@ -117,7 +143,7 @@ def ranking(rows, keys, metric, mode):
 
 def write_csv(path, rows, keys):
     """sweep.csv: id, seed, swept keys, metrics (the union over trials), status, seconds."""
-    fixed = ["id", "seed", *keys]
+    fixed = ["id", "seed", *(["fold"] if any("fold" in r for r in rows) else []), *keys]
     metrics = sorted({k for r in rows for k in r} - set(fixed) - {"status", "seconds"})
     columns = fixed + metrics + ["status", "seconds"]
     atomic.write_csv(path, columns, rows)
@@ -145,6 +171,20 @@ class SweepResult:
     def failed(self):
         return sum(r["status"] == "failed" for r in self.rows)
 
+    def spread(self):
+        """{metric: (mean, std, n)} of every metric over the complete trials (over folds
+        and seeds), in sweep.csv's column order."""
+        done = [r for r in self.rows if r["status"] == "complete"]
+        names = [k for k in dict.fromkeys(k for r in done for k in r)
+                 if k not in ("id", "seed", "fold", "status", "seconds", "epochs", "best_epoch")
+                 and k not in self.keys]
+        out = {}
+        for name in names:
+            values = [r[name] for r in done if isinstance(r.get(name), (int, float))]
+            if values:
+                out[name] = (float(np.mean(values)), float(np.std(values)), len(values))
+        return out
+
 
 def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None,
             restart=False):
@@ -161,10 +201,10 @@ def summarize(config, out, found, outcomes):
     rows = table(found, outcomes)
     folder = os.path.join(out, config.name)
     write_csv(os.path.join(folder, "sweep.csv"), rows, keys)
-    spec = config.sweep
-    plot(os.path.join(folder, "sweep.png"), rows, keys, spec.metric)
-    return SweepResult(folder, found, outcomes, rows, keys, spec.metric, spec.mode,
-                       ranking(rows, keys, spec.metric, spec.mode))
+    metric, mode = _goal(config)
+    plot(os.path.join(folder, "sweep.png"), rows, keys, metric)
+    return SweepResult(folder, found, outcomes, rows, keys, metric, mode,
+                       ranking(rows, keys, metric, mode))
 
 
 def plot(path, rows, keys, metric):
