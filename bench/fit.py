@@ -34,16 +34,19 @@ def accuracy(scores, y):
     return float(np.mean(np.asarray(scores).argmax(axis=1) == y))
 
 
-def config(n_inputs, layers, optimizer, batch, epochs=1, seed=0):
-    """A validated yamlnet config (as from a YAML file) for these layers and fit."""
+def config(n_inputs, layers, optimizer, batch, epochs=1, seed=0, dropout=0.0, clip=None):
+    """A validated yamlnet config (as from a YAML file) for these layers and fit; with
+    dropout on the hidden layers and clip ({"norm": x}) when given."""
     from schemas import load_config_dict
 
+    hidden = len(layers) - 1
     return load_config_dict({
         "name": "bench", "seed": seed, "dtype": "float32", "data": {"path": "unused.npy"},
         "model": {"inputs": n_inputs, "layers": [  # yamlnet's default init, xavier_uniform
-            {"units": u, "activation": a} for u, a in layers]},
+            {"units": u, "activation": a, "dropout": dropout if i < hidden else 0.0}
+            for i, (u, a) in enumerate(layers)]},
         "train": {"loss": "categorical_crossentropy", "optimizer": optimizer,
-                  "epochs": epochs, "batch_size": batch},
+                  "epochs": epochs, "batch_size": batch, "clip": clip},
     })
 
 
@@ -60,12 +63,14 @@ class Yamlnet:
         self.optimizer = build.optimizer(cfg, self.net)
         self.spec = cfg.train.model_copy(update={"epochs": 1, "metrics": [],
                                                  "early_stopping": None})
+        self.clip, self.drop_rng = build.clip(cfg), build.dropout_generator(seed)
         self.X, self.Y = X, np.eye(layers[-1][0], dtype=np.float32)[y]
 
     def epoch(self):
         from runner.engine import train
 
-        result = train.fit(self.net, self.optimizer, self.X, self.Y, self.spec, self.rng)
+        result = train.fit(self.net, self.optimizer, self.X, self.Y, self.spec, self.rng,
+                           clip=self.clip, drop_rng=self.drop_rng)
         return result.history[0]["seconds"]
 
     def scores(self, X):

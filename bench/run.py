@@ -31,7 +31,7 @@ import fit  # noqa: E402
 import forward  # noqa: E402
 import tables  # noqa: E402
 
-CASES = ("fit", "digits", "forward", "e2e", "csv", "tables", "memory", "startup")
+CASES = ("fit", "toolkit", "digits", "forward", "e2e", "csv", "tables", "memory", "startup")
 MB = 1024 * 1024
 
 
@@ -138,6 +138,22 @@ def fit_cases(rep, args):
             best = max(acc.values())
             rep.check(f"{case}: yamlnet test accuracy within a point of the best peer",
                       acc["yamlnet"] - best, ">=", -0.01)
+
+
+def toolkit_case(rep, args):
+    """The fit case at batch 64 (Adam) with dropout 0.2 on the hidden layers and clipping
+    by norm, against the same fit without them: the cost per epoch of the toolkit."""
+    n = 20_000 if args.quick else 100_000
+    X, y = fit.synthetic(n)
+    plain = fit.Yamlnet(X, y, fit.LAYERS, fit.OPTIMIZERS["adam"], 64)
+    cfg = fit.config(X.shape[1], fit.LAYERS, fit.OPTIMIZERS["adam"], 64, dropout=0.2,
+                     clip={"norm": 1.0})
+    tools = fit.Yamlnet(X, y, fit.LAYERS, fit.OPTIMIZERS["adam"], 64, cfg=cfg)
+    secs = fit.in_turns({"plain": plain, "toolkit": tools}, args.epochs)
+    r = ratio(secs["toolkit"], secs["plain"])
+    rep.row(f"fit adam b64 + dropout, clip ({n // 1000}k)", "s/epoch",
+            yamlnet=median(secs["toolkit"]), plain=median(secs["plain"]), vs_plain=r)
+    rep.check("dropout 0.2 + clip norm / plain fit, per epoch at batch 64", r, "<=", 1.15)
 
 
 def digits_case(rep, args):
@@ -329,6 +345,8 @@ def main(argv=None):
             t0, b0 = time.perf_counter(), busy_seconds()
             if case == "fit":
                 fit_cases(rep, args)
+            elif case == "toolkit":
+                toolkit_case(rep, args)
             elif case == "digits":
                 digits_case(rep, args)
             elif case in ("forward", "e2e"):

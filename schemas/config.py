@@ -524,6 +524,6 @@ class Config(_Strict):
 def json_schema() -> dict:
     """The JSON Schema of a config file (for editors and `yamlnet schema`), with the
     `extends` key that the loader reads before validating (schemas/compose.py)."""
-    from schemas.compose import extend_schema  # compose imports this module
+    from schemas.compose import extend_schema
 
     return extend_schema(Config.model_json_schema())

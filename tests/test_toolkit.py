@@ -259,10 +259,12 @@ def test_dropout_keeps_1_minus_p_scales_by_its_inverse_and_is_off_for_prediction
     X = np.random.default_rng(1).normal(size=(400, 20))
     net.forward(X, train=True)
     A, D, M = net._A[0][:400], net._D[0][:400], net._M[0][:400]
-    kept = (M > 0).mean()
-    assert abs(kept - (1 - p)) < 0.01  # 200,000 draws
-    assert np.allclose(M[M > 0], 1 / (1 - p))
-    np.testing.assert_array_equal(D, A * M)
+    keep = M > 0
+    assert abs(keep.mean() - (1 - p)) < 0.01  # 200,000 draws
+    threshold, scale = net.drop_mask(0)
+    assert abs(threshold / 65536 - p) <= 1 / 65536 and scale == pytest.approx(1 / (1 - p), rel=1e-4)
+    np.testing.assert_array_equal(D, A * keep * scale)
+    assert 0.1 < keep[:, :250].mean() / keep[:, 250:].mean() < 10  # no stripe of the mask
     assert D.mean() == pytest.approx(A.mean(), rel=0.02)  # the expected activation is kept
     plain = Network([20, 500, 1], [("relu", {}), ("identity", {})], [True, True], "float64")
     plain.params[...] = net.params

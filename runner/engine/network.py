@@ -134,11 +134,9 @@ class Network:
             self._capacity, self._train_capacity = batch, 0
         if train and batch > self._train_capacity:
             self._dA = [np.empty((self._capacity, u), self.dtype) for u in units]
-            # dropout: the mask M (scaled by 1 / (1 - p)) and the dropped output D = A * M
+            # dropout: the mask M (0 or the scale) and the dropped output D = A * M
             self._M = [np.empty((self._capacity, u), self.dtype) if p else None
                        for u, p in zip(units, self.dropout)]
-            self._keep = [np.empty((self._capacity, u), bool) if p else None
-                          for u, p in zip(units, self.dropout)]
             self._D = [np.empty((self._capacity, u), self.dtype) if p else None
                        for u, p in zip(units, self.dropout)]
             self._work = np.empty(self._capacity * (units[-1] + 2), self.dtype)
@@ -194,13 +192,24 @@ class Network:
                 A = self._drop(i, A, lo, hi)
         return A
 
+    def drop_mask(self, i):
+        """(threshold, scale) of layer i's dropout: a unit is kept when a uniform 16-bit
+        draw u (0..65535) is >= threshold = round(p * 65536), and its output scaled by
+        65536 / (65536 - threshold), the inverse of the kept fraction, so that the
+        expected output is unchanged (inverted dropout)."""
+        t = round(self.dropout[i] * 65536)
+        return t, self.dtype.type(65536 / (65536 - t))
+
     def _drop(self, i, A, lo, hi):
-        """Inverted dropout of layer i's output rows lo:hi: D = A * M, M = keep / (1 - p)
-        with keep ~ Bernoulli(1 - p) drawn from self.rng; A itself is kept for f'."""
-        p, M, keep, D = self.dropout[i], self._M[i][lo:hi], self._keep[i][lo:hi], self._D[i][lo:hi]
-        self.rng.random(out=M, dtype=M.dtype)
-        np.greater_equal(M, p, out=keep)
-        np.multiply(keep, 1.0 / (1.0 - p), out=M)
+        """Inverted dropout of layer i's output rows lo:hi: D = A * M, M = keep * scale
+        with keep drawn from self.rng (four 16-bit draws per 64-bit word); A itself is
+        kept for f'."""
+        M, D = self._M[i][lo:hi], self._D[i][lo:hi]
+        t, scale = self.drop_mask(i)
+        words = self.rng.bit_generator.random_raw((M.size + 3) // 4)
+        np.greater_equal(words.view(np.uint16)[:M.size].reshape(M.shape), t, out=M,
+                         casting="unsafe")  # 1.0 where kept, 0.0 where dropped
+        M *= scale
         np.multiply(A, M, out=D)
         return D
 
