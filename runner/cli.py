@@ -167,7 +167,9 @@ def _report_sweep(result):
     click.echo(f"{n} trials ({result.ran} run, {n - result.ran} already complete; "
                f"{result.failed} failed): {result.folder}/sweep.csv")
     if result.keys:
-        click.echo(text.ranking(result.ranked, result.metric, result.mode))
+        folds = any("fold" in row for row in result.rows)
+        click.echo(text.ranking(result.ranked, result.metric, result.mode,
+                                "runs" if folds else "seeds"))
     else:  # folds (and seeds) of one experiment: each metric's mean and spread
         n = max((k for _, _, k in result.spread().values()), default=0)
         click.echo(f"mean ± std over {n} runs:")

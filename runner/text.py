@@ -14,13 +14,13 @@ def table(head, body, right=(), rule=False) -> list[str]:
     return lines
 
 
-def ranking(ranked, metric, mode) -> str:
+def ranking(ranked, metric, mode, count="seeds") -> str:
     """A sweep's ranking [(values, mean, std, n)] as text: rank, swept values, mean ± std
-    of the metric, number of runs (seeds and folds)."""
+    of the metric, and `count` the runs averaged (seeds, or runs over seeds and folds)."""
     if not ranked:
         return f"no complete trial reports {metric}"
     keys = list(ranked[0][0])
-    head = ["rank", *keys, f"{metric} ({mode})", "± std", "runs"]
+    head = ["rank", *keys, f"{metric} ({mode})", "± std", count]
     body = [[i, *(v[k] for k in keys), f"{m:.6g}", f"{s:.2g}", n]
             for i, (v, m, s, n) in enumerate(ranked, start=1)]
     return "\n".join(table(head, body))

@@ -11,7 +11,7 @@ from runner.engine.losses import weighted
 from runner.engine.network import Network
 from runner.engine.optimizers import SGD
 
-SPECS = {
+SETTINGS = {
     "step": ("step", {"step_size": 7, "gamma": 0.5}),
     "multistep": ("multistep", {"milestones": [5, 12, 12, 30], "gamma": 0.3}),
     "exponential": ("exponential", {"gamma": 0.93}),
@@ -52,23 +52,23 @@ def our_rates(schedule, epochs=50, metrics=None):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", SETTINGS)
 def test_schedules_give_pytorchs_rates_over_50_epochs(name):
-    expected = torch_rates(lambda opt: torch_scheduler(opt, *SPECS[name]))
-    assert our_rates(schedules.make(0.1, SPECS[name])) == expected  # to the last bit
+    expected = torch_rates(lambda opt: torch_scheduler(opt, *SETTINGS[name]))
+    assert our_rates(schedules.make(0.1, SETTINGS[name])) == expected  # to the last bit
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", SETTINGS)
 def test_warmup_then_schedule_gives_pytorchs_sequential_rates(name):
     def make(opt):
         from torch.optim import lr_scheduler as S
 
         warm = S.LinearLR(opt, start_factor=0.25, total_iters=4)
-        return S.SequentialLR(opt, [warm, torch_scheduler(opt, *SPECS[name])], milestones=[4])
+        return S.SequentialLR(opt, [warm, torch_scheduler(opt, *SETTINGS[name])], milestones=[4])
 
     expected = torch_rates(make)
-    np.testing.assert_allclose(our_rates(schedules.make(0.1, SPECS[name], (4, 0.25))), expected,
+    np.testing.assert_allclose(our_rates(schedules.make(0.1, SETTINGS[name], (4, 0.25))), expected,
                                rtol=1e-15, atol=0)
 
 
@@ -92,10 +92,10 @@ def test_plateau_gives_pytorchs_rates_on_the_same_metrics():
 
 
 def test_schedule_state_round_trips():
-    a = schedules.make(0.1, SPECS["cosine"], (3, 0.5))
+    a = schedules.make(0.1, SETTINGS["cosine"], (3, 0.5))
     for _ in range(5):
         a.step()
-    b = schedules.make(0.1, SPECS["cosine"], (3, 0.5))
+    b = schedules.make(0.1, SETTINGS["cosine"], (3, 0.5))
     b.load(a.state())
     assert our_rates(a, 20) == our_rates(b, 20)
 
@@ -131,7 +131,7 @@ def test_fit_with_a_schedule_and_clipping_matches_a_pytorch_loop(name):
     net = network()
     W0 = {k: v.copy() for k, v in net.views.items()}
     opt = SGD(net.params, lr=0.05, momentum=0.9)
-    sched = schedules.make(0.05, SPECS[name], (3, 0.5))
+    sched = schedules.make(0.05, SETTINGS[name], (3, 0.5))
     train.fit(net, opt, X, Y, Spec(), np.random.default_rng(0), schedule=sched,
               clip=("norm", 0.5))
 
@@ -145,7 +145,7 @@ def test_fit_with_a_schedule_and_clipping_matches_a_pytorch_loop(name):
     from torch.optim import lr_scheduler as S
 
     tsched = S.SequentialLR(topt, [S.LinearLR(topt, 0.5, total_iters=3),
-                                   torch_scheduler(topt, *SPECS[name])], milestones=[3])
+                                   torch_scheduler(topt, *SETTINGS[name])], milestones=[3])
     Xt, Yt = t.from_numpy(X), t.from_numpy(Y)
     for _ in range(25):
         for s in range(0, 40, 10):
