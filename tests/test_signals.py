@@ -30,26 +30,19 @@ sweep:
 """
 
 
-PREIMPORT = "import numpy.random  # noqa: F401  (see Cli)\n"
-
-
 class Cli:
     """`yamlnet ARGS` as a subprocess in its own session (so that a whole-group Ctrl-C
-    can be simulated), its combined output in a log file.
-
-    numpy.random is imported at start-up, by a sitecustomize module: a fit imports it
-    lazily just after its run.json says `running`, and a KeyboardInterrupt raised while
-    numpy's Cython modules initialize is swallowed (numpy 2.4), so a Ctrl-C in those
-    milliseconds would be lost and the fit would run on. That is a defect of its own
-    (reported; the fix is an eager import), not what these tests are about."""
+    can be simulated), its combined output in a log file. (runner/runs/build.py imports
+    numpy.random eagerly: a KeyboardInterrupt raised while numpy's Cython modules first
+    load is swallowed, numpy 2.4, so a lazy import just after run.json says `running`
+    would lose a Ctrl-C.)"""
 
     def __init__(self, cwd, *args):
         self.cwd, self.log = Path(cwd), Path(cwd) / f"log-{time.monotonic_ns()}.txt"
-        preimport = write(self.cwd / "preimport" / "sitecustomize.py", PREIMPORT).parent
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "runner", *map(str, args)], cwd=cwd,
-                env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(preimport)])),
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def signal(self, signum, group=False):

@@ -381,3 +381,40 @@ def test_folds_partition_the_rows():
         assert len(np.intersect1d(val, train_rows)) == 0 and len(val) + len(train_rows) == 23
         held.append(val)
     assert sorted(np.concatenate(held).tolist()) == list(range(23))
+
+
+def test_sample_weights_of_two_equal_duplicated_rows(tmp_path):
+    """categorical_crossentropy's weighted mean sum(w l) / sum(w) over full batches: rows
+    of weight 2 fit as those rows written twice (weight 1), to float rounding; the weight
+    column is not a feature."""
+    import json
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    w = np.where(np.arange(30) % 3 == 0, 2.0, 1.0)
+    rows = [f"{a!r},{b!r},{c},{k}" for (a, b), c, k in zip(X.tolist(), y, w)]
+    write(tmp_path / "weighted.csv", "a,b,y,w\n" + "\n".join(rows) + "\n")
+    twice = [f"{a!r},{b!r},{c}" for (a, b), c, k in zip(X.tolist(), y, w) for _ in range(int(k))]
+    write(tmp_path / "twice.csv", "a,b,y\n" + "\n".join(twice) + "\n")
+    body = """\
+model: {{layers: [{{units: 6, activation: tanh}}, {{units: 3, activation: softmax}}]}}
+train: {{loss: categorical_crossentropy, optimizer: {{name: sgd, lr: 0.3}}, epochs: 40,
+        batch_size: full, shuffle: false}}
+data: {{path: {path}, targets: [y]{extra}}}
+"""
+    for name, extra in (("weighted", ", sample_weight: w"), ("twice", "")):
+        write(tmp_path / f"{name}.yaml", body.format(path=f"{name}.csv", extra=extra))
+        code, _, err = yamlnet("run", "--config", tmp_path / f"{name}.yaml", "--out",
+                               tmp_path / "runs", cwd=tmp_path)
+        assert code == 0, err
+    from runner.io import weights as weights_file
+
+    a, b = (weights_file.load(next((tmp_path / "runs" / n).glob("*/weights.npz")))
+            for n in ("weighted", "twice"))
+    assert a["layers.0.W"].shape == (2, 6)  # the weight column is not an input
+    assert list(a["classes"]) == list(b["classes"]) == ["0", "1", "2"]
+    for key in ("layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"):
+        np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=2e-6)
+    info = json.loads(next((tmp_path / "runs" / "weighted").glob("*/run.json")).read_text())
+    assert info["features"] == ["a", "b"]

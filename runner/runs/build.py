@@ -4,6 +4,7 @@ network, its initial weights, the optimizer and the prepared data arrays."""
 import os
 
 import numpy as np
+import numpy.random  # noqa: F401  (eagerly: a Ctrl-C while it first loads would be lost)
 
 from runner.engine import schedules
 from runner.engine.network import Network

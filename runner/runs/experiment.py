@@ -78,6 +78,7 @@ class Outcome:
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     resumed: int | None = None  # the epoch a fit went on from, after a checkpoint
+    elsewhere: bool = False  # skipped: another process computed it while this one waited
 
 
 def execute(p, force=False, on_epoch=None, restart=False):
@@ -85,10 +86,34 @@ def execute(p, force=False, on_epoch=None, restart=False):
     left running (killed) or interrupted goes on from its last checkpoint, unless
     `restart` (or `force`) asks for a fresh start.
 
+    One process at a time works on a folder (folders.Lock): while another holds it,
+    this one waits, then takes the other's result when it finished the run meanwhile
+    (complete: skipped, even with force, as it is as fresh as can be; failed: RunFailed),
+    so no run is ever computed twice at once.
+
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
+    lock, asked = folders.Lock(p.folder), time.time()
+    try:
+        lock.acquire()
+    except OSError as e:  # --out is a file, or cannot be written
+        raise UserError(f"cannot write the run folder {p.folder}: {e.filename or ''}: "
+                        f"{e.strerror or e}; choose a writable --out folder") from None
+    try:
+        info = folders.read_info(p.folder) if lock.waited else {}
+        elsewhere = info.get("finished", 0) >= asked  # finished by the process we waited for
+        if elsewhere and info.get("status") == "failed":
+            raise RunFailed(f"{info.get('error')} (computed by another process while this "
+                            "one waited)")
+        return _execute(p, force and not elsewhere, on_epoch, restart, elsewhere)
+    finally:
+        lock.release()
+
+
+def _execute(p, force, on_epoch, restart, elsewhere):
     if p.status == "complete" and not force:
-        return Outcome(p.folder, p.id, "skipped", folders.read_info(p.folder).get("metrics", {}))
+        return Outcome(p.folder, p.id, "skipped", folders.read_info(p.folder).get("metrics", {}),
+                       elsewhere=elsewhere)
     resume = None
     if p.config.train is not None and not (restart or force) and p.status == "partial":
         resume = checkpoints.load(p.folder, p.id)
@@ -104,7 +129,8 @@ def execute(p, force=False, on_epoch=None, restart=False):
         checkpoints.remove(folder.path)
         folder.finish("complete", metrics=metrics)
     except KeyboardInterrupt:
-        folder.finish("interrupted")
+        if folder.info.get("status") != "complete":  # a Ctrl-C after the end changes nothing
+            folder.finish("interrupted")
         raise
     except RunFailed as e:
         checkpoints.remove(folder.path)
