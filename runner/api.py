@@ -7,6 +7,8 @@
     net = api.build_network(config)                # a Network with initial weights
     A = net.forward(X)                             # X (n, inputs) -> (n, outputs)
     api.predict_run("runs/xor/<id>", "new.csv")    # apply a finished run to new data
+    model = api.fit(config_without_data, X, y)     # a Model: predict, predict_proba, save
+    api.Classifier(hidden=(32,)).fit(X, y)         # scikit-learn estimators (extra 'sklearn')
 
 Errors: `ConfigError` for a config that does not validate, `UserError` for any other
 mistake in the input (a data file, a run folder), `RunFailed` for a run that failed.
@@ -19,6 +21,7 @@ import tempfile
 from runner import checks
 from runner.errors import RunFailed, UserError  # noqa: F401  (re-exported)
 from runner.io import atomic, data, weights
+from runner.model import Model, fit  # noqa: F401  (re-exported: a fit on arrays, a run as an object)
 from runner.runs import build, experiment, folders, prepare, sweep, tracking
 from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
 from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
@@ -131,6 +134,19 @@ def load_run(run_dir):
     return config, net, arrays, info
 
 
+def _preprocess(run_dir):
+    """The run's preprocess.json as data, or None when the run learned nothing beyond
+    weights.npz."""
+    path = os.path.join(run_dir, experiment.PREPROCESS)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
+
+
 def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=()):
     """Apply the finished run in `run_dir` to `data_path`, replaying what the run learned
     (scaling, the plan of typed columns, class labels, target scaling; columns are found
@@ -146,14 +162,7 @@ def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=())
     features = info.get("features")
     if not data_path.lower().endswith(prepare.NAMED) and isinstance(features, list):
         features = None
-    saved = None
-    path = os.path.join(run_dir, experiment.PREPROCESS)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
+    saved = _preprocess(run_dir)
     replay = experiment.Replay(features, tuple(info.get("exclude", ())),
                                data.Scaler.from_arrays(arrays), arrays.get("classes"), saved)
     build.buffer_check(config, min(batch_size, build.row_bound(data_path)), "--batch-size", fmt)
@@ -187,14 +196,7 @@ def export(run_dir, fmt="onnx", out=None):
     if fmt != "onnx":
         raise UserError(f"unknown export format {fmt!r}; the one format is onnx")
     config, net, arrays, info = load_run(run_dir)
-    saved = None
-    path = os.path.join(run_dir, experiment.PREPROCESS)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
+    saved = _preprocess(run_dir)
     from runner.runs import export as exporter  # imports onnx only when asked to
 
     model = exporter.onnx_model(config, net, arrays, info, saved)
@@ -204,3 +206,13 @@ def export(run_dir, fmt="onnx", out=None):
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     return out
+
+
+def __getattr__(name):
+    """Classifier and Regressor, the scikit-learn estimators, imported when first asked
+    for: scikit-learn is an optional extra, needed by runner/estimators.py only."""
+    if name in ("Classifier", "Regressor"):
+        from runner import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -80,6 +80,12 @@ def test_engine_tables_hold_every_name_and_no_other(table, vocab):
     assert set(table) == set(V.names(vocab))
 
 
+def test_onnx_export_has_every_activation():
+    from runner.runs.onnx_ops import ACTIVATIONS as EXPORTED  # onnx itself loads lazily
+
+    assert set(EXPORTED) == set(V.names(V.ACTIVATIONS))
+
+
 def test_engine_defaults_equal_the_vocabulary():
     for entry in V.ACTIVATIONS:
         assert keywords(ACTIVATIONS[entry.name], 3) == V.defaults(entry), entry.name
