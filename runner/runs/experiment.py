@@ -74,14 +74,14 @@ def plan(config, out="runs", cache=None):
 class Outcome:
     folder: str
     id: str
-    status: str  # complete | failed | interrupted | skipped
+    status: str  # complete | failed | interrupted | skipped (| busy: execute(wait=False))
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     resumed: int | None = None  # the epoch a fit went on from, after a checkpoint
     elsewhere: bool = False  # skipped: another process computed it while this one waited
 
 
-def execute(p, force=False, on_epoch=None, restart=False):
+def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None):
     """Run the Plan `p` into its folder, unless that folder is already complete. A fit
     left running (killed) or interrupted goes on from its last checkpoint, unless
     `restart` (or `force`) asks for a fresh start.
@@ -89,18 +89,22 @@ def execute(p, force=False, on_epoch=None, restart=False):
     One process at a time works on a folder (folders.Lock): while another holds it,
     this one waits, then takes the other's result when it finished the run meanwhile
     (complete: skipped, even with force, as it is as fresh as can be; failed: RunFailed),
-    so no run is ever computed twice at once.
+    so no run is ever computed twice at once. With wait=False, a folder another
+    process holds is left alone at once: Outcome status `busy`; `since` (a time.time())
+    says when it was found busy, so that what another process finished after it is
+    taken as that process's result even if the lock was free by the time we came back.
 
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
-    lock, asked = folders.Lock(p.folder), time.time()
+    lock, asked = folders.Lock(p.folder), since or time.time()
     try:
-        lock.acquire()
+        if not lock.acquire(wait):
+            return Outcome(p.folder, p.id, "busy")
     except OSError as e:  # --out is a file, or cannot be written
         raise UserError(f"cannot write the run folder {p.folder}: {e.filename or ''}: "
                         f"{e.strerror or e}; choose a writable --out folder") from None
     try:
-        info = folders.read_info(p.folder) if lock.waited else {}
+        info = folders.read_info(p.folder) if lock.waited or since else {}
         elsewhere = info.get("finished", 0) >= asked  # finished by the process we waited for
         if elsewhere and info.get("status") == "failed":
             raise RunFailed(f"{info.get('error')} (computed by another process while this "
@@ -210,6 +214,7 @@ def _fit(config, folder, on_epoch, resume=None):
         if e.history:
             write_history(folder.file("history.csv"), e.history)
         raise
+    checkpoints.remove(folder.path)  # the fit is done: nothing to go on from
     write_history(folder.file("history.csv"), result.history)
     extra = prepared.scaler.arrays()
     if prepared.classes is not None:
