@@ -21,7 +21,8 @@ PREDICT_BATCH = vocabulary.PREDICT_BATCH
 
 class _Strict(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True,
+        validate_assignment=True,  # `config.train.epochs = "lots"` fails where it is set
     )
 
 
