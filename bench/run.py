@@ -29,9 +29,11 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import fit  # noqa: E402
 import forward  # noqa: E402
+import sweeps  # noqa: E402
 import tables  # noqa: E402
 
-CASES = ("fit", "toolkit", "digits", "forward", "e2e", "csv", "tables", "memory", "startup")
+CASES = ("fit", "toolkit", "digits", "forward", "e2e", "csv", "tables", "memory", "startup",
+         "sweep", "threads")
 MB = 1024 * 1024
 
 
@@ -294,6 +296,56 @@ def startup_case(rep, args, tmp):
     rep.check("yamlnet run --config configs/xor.yaml, wall seconds", seconds, "<=", 1.0)
 
 
+def sweep_case(rep, args, tmp):
+    """The 8-trial digits sweep (2 x 2 grid x 2 seeds): `yamlnet run` alone and with
+    --workers 2 (wall seconds, start-up included), in turns; and GridSearchCV over the
+    same grid, epochs and batch size (2 folds for the 2 seeds), n_jobs 1 and 2."""
+    epochs = 20 if args.quick else 60
+    config = sweeps.sweep_config(ROOT, tmp, epochs)
+    out = os.path.join(tmp, "sweep-runs")
+    secs = {"sequential": [], "workers 2": [], "sklearn": [], "sklearn n_jobs 2": []}
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        secs = {k: v for k, v in secs.items() if not k.startswith("sklearn")}
+    for _ in range(args.repeats + 1):
+        secs["sequential"].append(sweeps.yamlnet_sweep(ROOT, config, out, 1))
+        secs["workers 2"].append(sweeps.yamlnet_sweep(ROOT, config, out, 2))
+        if "sklearn" in secs:
+            secs["sklearn"].append(sweeps.sklearn_sweep(tmp, epochs, 1))
+            secs["sklearn n_jobs 2"].append(sweeps.sklearn_sweep(tmp, epochs, 2))
+    r = ratio(secs["workers 2"], secs["sequential"])
+    rep.row(f"digits sweep, 8 trials x {epochs} epochs", "s wall",
+            **{k: median(v) for k, v in secs.items()}, workers_vs_sequential=r)
+    if "sklearn" in secs:
+        rep.row("  GridSearchCV n_jobs 2 / yamlnet --workers 2", "ratio",
+                sklearn_vs_yamlnet=ratio(secs["sklearn n_jobs 2"], secs["workers 2"]))
+    rep.check("digits sweep: --workers 2 / sequential, wall seconds", r, "<=", 0.6)
+
+
+PAYS = 0.95  # a second thread pays when it takes at most this share of one thread's time
+
+
+def threads_case(rep, args):
+    """Seconds of a fit step with one BLAS thread and with two, by the work of the step
+    (multiply-adds of its forward pass): where the second thread starts to pay, against
+    runner/runs/threads.py's ONE_THREAD_BELOW."""
+    from runner.runs.threads import ONE_THREAD_BELOW
+
+    shapes = [(64, 64), (64, 128), (64, 256), (256, 256), (256, 512), (512, 512), (1024, 512)]
+    rows = sweeps.crossover(shapes[:4] if args.quick else shapes)
+    for (batch, width), (work, one, two) in zip(shapes, rows):
+        rep.row(f"step {batch} x {width}->{width}->10", "us", work=work, one_thread=one * 1e6,
+                two_threads=two * 1e6, two_vs_one=two / one)
+    pays = [two < PAYS * one for _, one, two in rows]  # the second thread saves 5% or more
+    one_wins = max((w for (w, _, _), p in zip(rows, pays) if not p), default=0)
+    two_win = min((w for (w, _, _), p in zip(rows, pays) if p), default=float("inf"))
+    rep.check("largest step work where a 2nd BLAS thread does not pay <= ONE_THREAD_BELOW",
+              one_wins, "<=", ONE_THREAD_BELOW)
+    rep.check("smallest step work where a 2nd BLAS thread pays >= ONE_THREAD_BELOW", two_win,
+              ">=", ONE_THREAD_BELOW)
+
+
 def machine():
     info = {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
     try:
@@ -361,6 +413,10 @@ def main(argv=None):
                 memory_cases(rep, args, tmp)
             elif case == "startup":
                 startup_case(rep, args, tmp)
+            elif case == "sweep":
+                sweep_case(rep, args, tmp)
+            elif case == "threads":
+                threads_case(rep, args)
             wall = time.perf_counter() - t0
             load = foreign_load(b0, busy_seconds(), wall)
             rep.loads[case] = load

@@ -39,7 +39,7 @@ def plan(config, out="runs"):
 
 
 def run(config, out="runs", force=False, workers=1, scheduler=None, on_epoch=None,
-        on_trial=None, track=None, restart=False):
+        on_trial=None, track=None, restart=False, threads=None):
     """Fit or forward `config` into `<out>/<name>/<id>/` and return its Outcome; a config
     with a `sweep` section or `data.folds` runs every trial and fold (in `workers` local
     processes, or on the Dask scheduler at `scheduler`), writes `<out>/<name>/sweep.csv`
@@ -48,21 +48,35 @@ def run(config, out="runs", force=False, workers=1, scheduler=None, on_epoch=Non
     fit left unfinished goes on from its last checkpoint (Outcome.resumed says from
     which epoch), unless `restart`.
     With track="mlflow" or a `track` section, each finished run (each trial) is then
-    logged to MLflow (runner/runs/tracking.py); a store that fails is a TrackingWarning."""
+    logged to MLflow (runner/runs/tracking.py); a store that fails is a TrackingWarning.
+    `threads`: BLAS threads per run; default one for a fit too small for two, and each of
+    `workers` processes its share of the cores (runner/runs/threads.py)."""
     spec = tracking.settings(config, track)
     if sweep.expands(config):
-        result = sweep.execute(config, out, force, workers, scheduler, on_trial, restart)
+        result = sweep.execute(config, out, force, workers, scheduler, on_trial, restart,
+                               threads)
         for trial in result.trials:
             tracking.log(spec, trial.plan.folder, sweep=config.name)
         return result
     p = experiment.plan(config, out)
     try:
-        outcome = execute(p, force=force, on_epoch=on_epoch, restart=restart)
+        outcome = execute(p, force=force, on_epoch=on_epoch, restart=restart, threads=threads)
     except RunFailed:
         tracking.log(spec, p.folder)
         raise
     tracking.log(spec, p.folder)
     return outcome
+
+
+def compare(paths, filters=None, sort=None, group=False):
+    """The runs under `paths` (run folders, sweep folders or --out folders) side by side:
+    a Comparison (runner/runs/compare.py) with one row per run (or per experiment over
+    its seeds and folds, with `group`), the config keys that differ between them, the
+    final metrics, status, epochs and seconds. `filters`: {key: text} a row must match;
+    `sort`: a column, "-column" for descending."""
+    from runner.runs import compare as comparing
+
+    return comparing.compare(comparing.runs(paths), filters, sort, group)
 
 
 def validate(path, overrides=(), check_data=False):

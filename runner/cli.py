@@ -6,7 +6,9 @@ traceback); 1 a run that failed; 130 interrupted.
 """
 
 import contextlib
+import io
 import json
+import os
 import sys
 import warnings
 
@@ -103,9 +105,12 @@ set_option = click.option(
 @click.option("--track", type=click.Choice(["mlflow"]), default=None,
               help="Log the run (each sweep trial) to MLflow (extra 'mlflow'), at "
                    "track.mlflow.uri or MLFLOW_TRACKING_URI.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS threads per run (default: 1 for a fit too small for two, else "
+                   "the cores, shared among --workers).")
 @guarded
 def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, restart,
-        track):
+        track, threads):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
     from runner.io import digests
 
@@ -127,11 +132,15 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
     if config.sweep is not None or (config.data.folds and config.data.fold is None):
         with progress.trials(config, out, quiet) as on_trial, _tracking_warnings():
             result = api.run(config, out, force, workers, scheduler, on_trial=on_trial,
-                             track=track, restart=restart)
+                             track=track, restart=restart, threads=threads)
         return _report_sweep(result)
     with progress.epochs(config, quiet) as on_epoch, _tracking_warnings():
-        outcome = api.run(config, out, force, on_epoch=on_epoch, track=track, restart=restart)
-    if outcome.status == "skipped":
+        outcome = api.run(config, out, force, on_epoch=on_epoch, track=track, restart=restart,
+                          threads=threads)
+    if outcome.elsewhere:
+        click.echo(f"skipped (computed by another process while this one waited): "
+                   f"{outcome.folder}")
+    elif outcome.status == "skipped":
         click.echo(f"skipped (already complete): {outcome.folder}  (--force redoes it)")
     elif outcome.resumed is not None:
         click.echo(f"{outcome.status} (resumed at epoch {outcome.resumed}): {outcome.folder}")
@@ -164,7 +173,10 @@ def _report_sweep(result):
     from runner import text
 
     n = len(result.trials)
-    click.echo(f"{n} trials ({result.ran} run, {n - result.ran} already complete; "
+    elsewhere = sum(o.elsewhere for o in result.outcomes)  # while this process waited
+    ran = sum(o.status != "skipped" and not o.elsewhere for o in result.outcomes)
+    others = f", {elsewhere} computed by another process" if elsewhere else ""
+    click.echo(f"{n} trials ({ran} run, {n - ran - elsewhere} already complete{others}; "
                f"{result.failed} failed): {result.folder}/sweep.csv")
     if result.keys:
         folds = any("fold" in row for row in result.rows)
@@ -181,6 +193,32 @@ def _report_sweep(result):
 
 def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--sort", "sort_by", metavar="COLUMN", default=None,
+              help="Sort the rows by this column; -COLUMN for descending (--sort=-val_loss).")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Keep the runs whose config key, metric, status, epochs or seconds has "
+                   "this value (status=complete); repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True, help="How to print the rows.")
+@click.option("--group", is_flag=True,
+              help="One row per experiment: mean ± std over its seeds and folds.")
+@guarded
+def compare(paths, sort_by, filters, fmt, group):
+    """Compare runs (run folders, sweep folders or an --out folder): one row per run
+    with the config keys that differ, final metrics, status, epochs and seconds."""
+    from runner import api, text
+
+    wanted = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--filter")
+        wanted[key] = value
+    click.echo(text.comparison(api.compare(paths, wanted, sort_by, group), fmt))
 
 
 @cli.command()
@@ -288,10 +326,67 @@ def verify(run_dir):
     click.echo(f"{run_dir}: bit-identical")
 
 
+class _Unwritable(OSError):
+    """Standard output (or error) refused a write for a reason other than a closed pipe:
+    a full disk (`> /dev/full`), a lost terminal."""
+
+
+class _Output(io.RawIOBase):
+    """File descriptor `fd` as the raw stream under sys.stdout / sys.stderr. Once its
+    reader has gone (a closed pipe: `yamlnet run ... | head -1`), further output is
+    dropped and the command goes on, so it ends quietly with its own exit status; any
+    other failed write is an _Unwritable, which main() reports in one line."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def isatty(self):
+        return os.isatty(self.fd)
+
+    def write(self, b):
+        try:
+            return os.write(self.fd, b)
+        except BrokenPipeError:
+            _discard(self.fd)
+            return len(b)
+        except OSError as e:
+            raise _Unwritable(e.errno, e.strerror) from None
+
+
+def _discard(fd):
+    """Send whatever is still written to `fd` to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _guard_output():
+    """Put _Output under sys.stdout and sys.stderr (same encoding and buffering)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue  # not a file (embedded, captured): left as it is
+        stream.flush()
+        setattr(sys, name, io.TextIOWrapper(
+            io.BufferedWriter(_Output(fd)), encoding=stream.encoding, errors=stream.errors,
+            line_buffering=stream.line_buffering, write_through=name == "stderr"))
+
+
 def main():
     """The console script. Click's standalone mode would turn a Ctrl-C that lands
     outside a command (while the command line is parsed) into "Aborted!" and exit 1;
-    here every Ctrl-C exits 130."""
+    here every Ctrl-C exits 130. A closed standard output ends nothing (the command
+    exits with its own status); one that cannot be written is a one-line error, exit 1."""
+    _guard_output()
     try:
         code = cli.main(prog_name="yamlnet", standalone_mode=False)
     except click.exceptions.Abort:
@@ -300,6 +395,11 @@ def main():
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except _Unwritable as e:
+        _discard(sys.stdout.fileno())  # the unwritten rest is dropped, not retried at exit
+        with contextlib.suppress(OSError):
+            click.echo(f"Error: cannot write the output: {e.strerror}", err=True)
+        sys.exit(1)
     sys.exit(code if type(code) is int else 0)
 
 

@@ -1,4 +1,9 @@
-"""Plain-text tables for the terminal: the one formatter of `summary` and sweep rankings."""
+"""Plain-text tables for the terminal: the one formatter of `summary`, sweep rankings
+and `compare`."""
+
+import csv
+import io
+import json
 
 
 def table(head, body, right=(), rule=False) -> list[str]:
@@ -24,3 +29,51 @@ def ranking(ranked, metric, mode, count="seeds") -> str:
     body = [[i, *(v[k] for k in keys), f"{m:.6g}", f"{s:.2g}", n]
             for i, (v, m, s, n) in enumerate(ranked, start=1)]
     return "\n".join(table(head, body))
+
+
+def comparison(c, fmt="table") -> str:
+    """A Comparison (runner/runs/compare.py) as text: `table` (aligned columns), `csv`,
+    `json` (a list with one object per row) or `markdown`. Grouped numbers are
+    "mean ± std" in a table or markdown, {"mean", "std"} in JSON, and in CSV a column and
+    its `<column>_std`."""
+    if fmt == "json":
+        rows = [{k: {"mean": v[0], "std": v[1]} if isinstance(v, tuple) else v
+                 for k, v in row.items()} for row in c.rows]
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        columns = [name for k in c.columns
+                   for name in ([k, f"{k}_std"] if c.grouped and _paired(c, k) else [k])]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in c.rows:
+            cells = []
+            for k in c.columns:
+                v = row.get(k)
+                if c.grouped and _paired(c, k):
+                    cells += list(v) if v is not None else ["", ""]
+                else:
+                    cells.append("" if v is None else v)
+            writer.writerow(cells)
+        return buffer.getvalue().rstrip("\n")
+    body = [[_cell(row.get(k)) for k in c.columns] for row in c.rows]
+    if fmt == "markdown":
+        lines = [c.columns, ["---"] * len(c.columns), *body]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    return "\n".join(table(c.columns, body, rule=True))
+
+
+def _paired(c, column):
+    return column in c.metrics or column in ("epochs", "seconds")
+
+
+def _cell(value):
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        return f"{value[0]:.6g} ± {value[1]:.2g}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict, bool)):
+        return json.dumps(value)
+    return str(value)

@@ -19,6 +19,7 @@ from runner.io import atomic, checkpoints, data, preprocess, table, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
 from runner.runs import build, folders, prepare
+from runner.runs import threads as blas
 from runner.vocabulary import PREDICT_BATCH
 from schemas import set_path
 
@@ -81,7 +82,7 @@ class Outcome:
     elsewhere: bool = False  # skipped: another process computed it while this one waited
 
 
-def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None):
+def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None, threads=None):
     """Run the Plan `p` into its folder, unless that folder is already complete. A fit
     left running (killed) or interrupted goes on from its last checkpoint, unless
     `restart` (or `force`) asks for a fresh start.
@@ -93,6 +94,9 @@ def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None)
     process holds is left alone at once: Outcome status `busy`; `since` (a time.time())
     says when it was found busy, so that what another process finished after it is
     taken as that process's result even if the lock was free by the time we came back.
+
+    BLAS uses `threads` threads, by default as many as the work of a step calls for
+    (runner/runs/threads.py).
 
     Raises UserError for bad data (the folder is removed), RunFailed for a fit that
     diverged (status failed), KeyboardInterrupt after marking the run interrupted."""
@@ -109,7 +113,8 @@ def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None)
         if elsewhere and info.get("status") == "failed":
             raise RunFailed(f"{info.get('error')} (computed by another process while this "
                             "one waited)")
-        return _execute(p, force and not elsewhere, on_epoch, restart, elsewhere)
+        with blas.limited(blas.for_run(p.config, threads)):
+            return _execute(p, force and not elsewhere, on_epoch, restart, elsewhere)
     finally:
         lock.release()
 

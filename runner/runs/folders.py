@@ -5,6 +5,7 @@ sha256 of the canonical resolved config plus the sha256 of every file it reads. 
 folder whose run.json says `complete` is trusted; any other state is redone.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -109,13 +110,16 @@ class RunFolder:
         self.info["argv"] = list(sys.argv)
         self._write_info()
 
-    def finish(self, status, **extra):
+    def finish(self, status, seconds=None, **extra):
         """Record the final status, timings and the digests of the outputs (nothing when
-        start() did not get as far as writing run.json)."""
+        start() did not get as far as writing run.json). `seconds`: the run's own wall
+        time when it was computed elsewhere (a Dask worker); default finished - started."""
         if "started" not in self.info or not os.path.isdir(self.path):
             return
         self.info.update(extra, status=status, finished=time.time())
-        self.info["seconds"] = round(self.info["finished"] - self.info["started"], 3)
+        if seconds is None:
+            seconds = self.info["finished"] - self.info["started"]
+        self.info["seconds"] = round(seconds, 3)
         self.info["sha256"] = {
             name: output_digest(self.file(name))
             for name in OUTPUTS
@@ -125,3 +129,69 @@ class RunFolder:
 
     def _write_info(self):
         atomic.write_text(self.file("run.json"), json.dumps(self.info, indent=2) + "\n")
+
+
+class Lock:
+    """An exclusive OS lock (flock) on `<out>/<name>/.<id>.lock`, beside a run folder:
+    one process at a time plans, computes and finishes that folder. The kernel releases
+    it when its holder exits or dies, however it dies. The holder removes the file as it
+    lets go (one left by a killed holder is taken over), and a waiter that then holds a
+    removed file's lock starts over on the path's new file, so two processes never hold
+    locks on two different files of one path.
+
+        with Lock(folder) as lock:   # waits while another process holds it
+            lock.waited              # True when it had to wait: the folder changed meanwhile
+    """
+
+    def __init__(self, folder):
+        head, tail = os.path.split(os.path.normpath(folder))
+        self.path = os.path.join(head, f".{tail}.lock")
+        self.fd = None
+        self.waited = False
+
+    def acquire(self, wait=True):
+        """Take the lock: True once held; with wait=False, False at once when another
+        process holds it. Raises OSError when the lock file cannot be made."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not wait:
+                        os.close(fd)
+                        return False
+                    self.waited = True
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                if self._current(fd):
+                    self.fd = fd
+                    return True
+            except BaseException:  # Ctrl-C while waiting
+                os.close(fd)
+                raise
+            os.close(fd)  # its holder removed this file as it let go: lock the path's new one
+
+    def _current(self, fd):
+        """Whether `fd` is the file at self.path (not one removed meanwhile)."""
+        try:
+            here, there = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.remove(self.path)  # while still held: nobody else can be using this file
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)  # closing the file releases the lock
+            self.fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -21,33 +21,41 @@ from contextlib import contextmanager
 from runner.errors import RunFailed, UserError
 from runner.io import atomic
 from runner.runs import experiment, folders
+from runner.runs import threads as blas
 from schemas import set_path
 
 
-def run_trial(plan, force=False, restart=False):
+def run_trial(plan, force=False, restart=False, wait=True, since=None, threads=None):
     """Run one trial where it stands; a failed fit is an outcome, not an exception."""
     try:
-        return experiment.execute(plan, force=force, restart=restart)
+        return experiment.execute(plan, force=force, restart=restart, wait=wait, since=since,
+                                  threads=threads)
     except RunFailed as e:
         return experiment.Outcome(plan.folder, plan.id, "failed", error=str(e))
 
 
-def run(found, force=False, workers=1, scheduler=None, on_trial=None, restart=False):
+def run(found, force=False, workers=1, scheduler=None, on_trial=None, restart=False,
+        threads=None):
     """Run the trials (skipping complete ones unless force) sequentially, in `workers`
-    local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order."""
+    local processes, or on the Dask scheduler at `scheduler`. [Outcome] in trial order.
+    Each worker process (each Dask worker thread) gets its share of the cores' BLAS
+    threads; `threads` sets the BLAS threads of every trial instead (threads.for_run)."""
     if scheduler:
-        return on_dask(found, scheduler, force, on_trial)
+        return on_dask(found, scheduler, force, on_trial, threads)
     if workers > 1:
-        return in_processes(found, workers, force, on_trial, restart)
-    outcomes = []
-    for trial in found:
-        outcomes.append(run_trial(trial.plan, force, restart))
-        if on_trial:
-            on_trial(outcomes[-1])
+        return in_processes(found, workers, force, on_trial, restart, threads)
+    outcomes, started = [None] * len(found), time.time()
+    for wait in (False, True):  # trials another process is computing are taken up last
+        for i, trial in enumerate(found):
+            if outcomes[i] is None or outcomes[i].status == "busy":
+                outcomes[i] = run_trial(trial.plan, force, restart, wait, started if wait else None,
+                                        threads)
+                if on_trial and outcomes[i].status != "busy":
+                    on_trial(outcomes[i])
     return outcomes
 
 
-def in_processes(found, workers, force, on_trial=None, restart=False):
+def in_processes(found, workers, force, on_trial=None, restart=False, threads=None):
     """Run the trials in `workers` local processes. [Outcome] in trial order.
 
     Ctrl-C (or any error) stops the sweep: pending trials are cancelled and every worker
@@ -63,9 +71,10 @@ def in_processes(found, workers, force, on_trial=None, restart=False):
         with _spawning():
             pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                           initializer=_worker_setup,
-                                          initargs=(lifeline, stop))
+                                          initargs=(lifeline, stop, blas.per_worker(workers)))
             futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
-                os.path.dirname(t.plan.folder)), force, restart): i for i, t in enumerate(found)}
+                os.path.dirname(t.plan.folder)), force, restart, threads): i
+                for i, t in enumerate(found)}
         for future in cf.as_completed(futures):
             outcomes[futures[future]] = future.result()
             if on_trial:
@@ -108,11 +117,12 @@ _worker = {"busy": False, "stopping": False, "stop": None}
 ORPHAN_GRACE = 30.0  # seconds an orphaned worker has to mark its trial interrupted
 
 
-def _worker_setup(lifeline, stop):
-    """In each worker process: SIGINT interrupts the running trial and keeps the worker
-    from starting another, as does `stop` (an Event); a worker whose parent died (killed)
-    interrupts itself. `lifeline` is the receiving end of a pipe whose only sending end
-    the parent holds."""
+def _worker_setup(lifeline, stop, threads):
+    """In each worker process: BLAS gets `threads` threads (its share of the cores);
+    SIGINT interrupts the running trial and keeps the worker from starting another, as
+    does `stop` (an Event); a worker whose parent died (killed) interrupts itself.
+    `lifeline` is the receiving end of a pipe whose only sending end the parent holds."""
+    blas.cap(threads)
     _worker["stop"] = stop
     signal.signal(signal.SIGINT, _on_sigint)
     threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
@@ -145,7 +155,7 @@ def _watch_parent(lifeline):
     os._exit(1)
 
 
-def local_trial(resolved, out, force, restart=False):
+def local_trial(resolved, out, force, restart=False, threads=None):
     """In a worker process: plan and run one trial from its resolved config (a dict)."""
     from schemas import load_config_dict
 
@@ -154,14 +164,15 @@ def local_trial(resolved, out, force, restart=False):
         if _worker["stopping"] or _worker["stop"].is_set():
             raise KeyboardInterrupt
         return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force,
-                         restart)
+                         restart, threads=threads)
     finally:
         _worker["busy"] = False
 
 
-def remote_trial(resolved, inputs):
+def remote_trial(resolved, inputs, threads=None):
     """On a worker: run one trial from its resolved config (a dict) and the bytes of its
-    input files {path: bytes}. Returns (status, metrics, info, error, {file: bytes})."""
+    input files {path: bytes}, BLAS held to the worker's share of its machine's cores
+    (or to `threads`). Returns (status, metrics, info, error, {file: bytes})."""
     from schemas import load_config_dict
 
     tmp = tempfile.mkdtemp(prefix="yamlnet-trial-")
@@ -176,10 +187,13 @@ def remote_trial(resolved, inputs):
         folder = folders.RunFolder(os.path.join(tmp, "out"))
         os.makedirs(folder.path)
         status, metrics, error = "complete", {}, None
+        started = time.perf_counter()
         try:
-            metrics = experiment.compute(config, folder)
+            with blas.limited(_dask_threads(config, threads)):
+                metrics = experiment.compute(config, folder)
         except RunFailed as e:
             status, error = "failed", str(e)
+        folder.info["seconds"] = time.perf_counter() - started  # the trial's, not the client's
         files = {}
         for name in os.listdir(folder.path):
             with open(folder.file(name), "rb") as f:
@@ -198,9 +212,11 @@ def _land(trial, result):
         folder.start(p.resolved, {"id": p.id, "seed": p.config.seed, "inputs": p.digests})
         for name, data in files.items():
             atomic.write_bytes(folder.file(name), data)
+        info = dict(info)
+        seconds = info.pop("seconds", None)
         folder.info.update(info)
         extra = {"metrics": metrics} if status == "complete" else {"error": error}
-        folder.finish(status, **extra)
+        folder.finish(status, seconds=seconds, **extra)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
@@ -220,10 +236,20 @@ def _probe(address):
         socket.create_connection((host, port), timeout=5).close()
 
 
-def on_dask(found, address, force, on_trial=None):
+def _dask_threads(config, threads):
+    """BLAS threads of a trial on this Dask worker: `threads`, or what the fit calls for
+    within the worker's share of the cores (one per task thread it runs at once)."""
+    from distributed import get_worker
+
+    share = blas.per_worker(get_worker().state.nthreads)
+    chosen = blas.for_run(config, threads)
+    return chosen if threads is not None else min(chosen or share, share)
+
+
+def on_dask(found, address, force, on_trial=None, threads=None):
     """Run the trials as tasks on the Dask scheduler at `address`. [Outcome] in order."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise UserError("--scheduler needs the 'dask' extra: pip install 'yamlnet[dask]'") from None
     try:
@@ -232,27 +258,74 @@ def on_dask(found, address, force, on_trial=None):
     except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"--scheduler {address}: cannot reach the scheduler ({e}); give the "
                         "address of a running `dask scheduler`, e.g. tcp://127.0.0.1:8786") from None
-    outcomes = [None] * len(found)
-    with client:
-        todo = []
-        for i, trial in enumerate(found):
-            if trial.plan.status == "complete" and not force:
-                outcomes[i] = experiment.Outcome(trial.plan.folder, trial.plan.id, "skipped")
-            else:
-                todo.append(i)
-        paths = {path for i in todo for path in folders.input_files(found[i].plan.resolved).values()}
-        blobs = {}
-        for path in paths:
-            with open(path, "rb") as f:
-                blobs[path] = f.read()
-        shipped = client.scatter(blobs, broadcast=True) if blobs else {}
-        futures = {}
-        for i in todo:
-            mine = {p: shipped[p] for p in folders.input_files(found[i].plan.resolved).values()}
-            futures[client.submit(remote_trial, found[i].plan.resolved, mine, pure=False)] = i
-        for future in as_completed(futures):
-            i = futures[future]
-            outcomes[i] = _land(found[i], future.result())
-            if on_trial:
-                on_trial(outcomes[i])
+    outcomes, locks, asked = [None] * len(found), {}, time.time()
+    try:
+        with client:
+            todo, held = [], []
+            for i, trial in enumerate(found):
+                if trial.plan.status == "complete" and not force:
+                    outcomes[i] = experiment.Outcome(trial.plan.folder, trial.plan.id, "skipped")
+                    continue
+                locks[i] = folders.Lock(trial.plan.folder)  # as experiment.execute takes it
+                (todo if _try_lock(locks[i], trial.plan.folder) else held).append(i)
+            shipped = _ship(client, [found[i] for i in todo + held])
+            _compute(client, found, todo, shipped, outcomes, on_trial, threads)
+            redo = []
+            for i in held:  # another process is computing these: wait, then take its result
+                locks[i].acquire()
+                outcomes[i] = _finished_elsewhere(found[i].plan, asked)
+                if outcomes[i] is None:
+                    redo.append(i)
+                elif on_trial:
+                    on_trial(outcomes[i])
+            _compute(client, found, redo, shipped, outcomes, on_trial, threads)
+    finally:
+        for lock in locks.values():
+            lock.release()
     return outcomes
+
+
+def _try_lock(lock, folder):
+    try:
+        return lock.acquire(wait=False)
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {folder}: {e.filename or ''}: "
+                        f"{e.strerror or e}; choose a writable --out folder") from None
+
+
+def _finished_elsewhere(p, asked):
+    """The Outcome of the run at Plan `p` when another process finished it after `asked`
+    (a time), or None: it is still to be computed."""
+    info = folders.read_info(p.folder)
+    if info.get("finished", 0) < asked or info.get("status") not in ("complete", "failed"):
+        return None
+    if info["status"] == "failed":
+        return experiment.Outcome(p.folder, p.id, "failed", error=info.get("error"),
+                                  elsewhere=True)
+    return experiment.Outcome(p.folder, p.id, "skipped", info.get("metrics", {}), elsewhere=True)
+
+
+def _ship(client, trials):
+    """Scatter the bytes of every input file of `trials` to all workers: {path: future}."""
+    paths = {path for t in trials for path in folders.input_files(t.plan.resolved).values()}
+    blobs = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            blobs[path] = f.read()
+    return client.scatter(blobs, broadcast=True) if blobs else {}
+
+
+def _compute(client, found, todo, shipped, outcomes, on_trial, threads=None):
+    """Submit the trials at indices `todo` and land each result as it comes."""
+    from distributed import as_completed
+
+    futures = {}
+    for i in todo:
+        mine = {p: shipped[p] for p in folders.input_files(found[i].plan.resolved).values()}
+        futures[client.submit(remote_trial, found[i].plan.resolved, mine, threads,
+                              pure=False)] = i
+    for future in as_completed(futures):
+        i = futures[future]
+        outcomes[i] = _land(found[i], future.result())
+        if on_trial:
+            on_trial(outcomes[i])

@@ -187,11 +187,12 @@ class SweepResult:
 
 
 def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None,
-            restart=False):
+            restart=False, threads=None):
     """Run every trial of a swept config (skipping complete ones unless force), then
-    write <out>/<name>/sweep.csv (and sweep.png with matplotlib). Returns a SweepResult."""
+    write <out>/<name>/sweep.csv (and sweep.png with matplotlib). Returns a SweepResult.
+    `threads`: BLAS threads per trial (default: parallel.run's choice)."""
     found = trials(config, out)
-    outcomes = parallel.run(found, force, workers, scheduler, on_trial, restart)
+    outcomes = parallel.run(found, force, workers, scheduler, on_trial, restart, threads)
     return summarize(config, out, found, outcomes)
 
 
