@@ -9,6 +9,7 @@ waits on a FIFO: opening one blocks until the other side opens it too."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,14 +134,20 @@ def test_two_runs_of_one_sweep_compute_every_trial_once(tmp_path):
     assert sorted(run_id for run_id, _ in computations) == trials  # each once, no more
     assert not [n for n in os.listdir(tmp_path / "runs" / "xor") if n.endswith(".lock")]
     by_b = sum(role == "B" for _, role in computations)
-    # each process reports what it computed and what it took from the other
-    assert out_a.startswith(summary(8 - by_b, by_b)), out_a
-    assert out_b.startswith(summary(by_b, 8 - by_b)), out_b
+    # each process reports what it computed; the others it found complete, either before
+    # it reached them or after waiting for the other process's lock
+    assert summary(out_a) == (8 - by_b, by_b), out_a
+    assert summary(out_b) == (by_b, 8 - by_b), out_b
 
 
-def summary(ran, elsewhere):
-    others = f", {elsewhere} computed by another process" if elsewhere else ""
-    return f"8 trials ({ran} run, 0 already complete{others}; 0 failed): runs/xor/sweep.csv\n"
+def summary(out):
+    """(trials run, trials taken from elsewhere) of a sweep's first line, checking its form:
+    "8 trials (R run, C already complete[, E computed by another process]; 0 failed): ..."."""
+    match = re.match(r"8 trials \((\d+) run, (\d+) already complete(?:, (\d+) computed by "
+                     r"another process)?; 0 failed\): runs/xor/sweep.csv\n", out)
+    assert match, out
+    ran, done, elsewhere = (int(g or 0) for g in match.groups())
+    return ran, done + elsewhere
 
 
 def test_a_second_run_waits_then_skips(tmp_path):
