@@ -4,7 +4,11 @@ network, its initial weights, the optimizer and the prepared data arrays."""
 import os
 
 import numpy as np
-import numpy.random  # noqa: F401  (eagerly: a Ctrl-C while it first loads would be lost)
+
+# numpy 2 loads these submodules on first use; a Ctrl-C landing in that import is lost
+# (numpy.random) or prints an 'Exception ignored' traceback (numpy.char): load them now
+import numpy.char  # noqa: F401, E402
+import numpy.random  # noqa: F401, E402
 
 from runner.engine import schedules
 from runner.engine.network import Network
