@@ -58,6 +58,9 @@ class Network:
         n_layers = len(self.sizes) - 1
         self.dropout = list(dropout or [0.0] * n_layers)
         self.penalties = list(penalties or [(0.0, 0.0)] * n_layers)
+        self._masks = [self._mask_rule(p) for p in self.dropout]  # (threshold, scale) per layer
+        self._penalized = any(l1 or l2 for l1, l2 in self.penalties)
+        self._S = None  # scratch (fan_in, units) per layer for the penalties
         self.rng = None  # the generator of dropout masks, set by the fit
         self.activation_names = [name for name, _ in activations]
         self.keys, shapes = [], []
@@ -192,20 +195,24 @@ class Network:
                 A = self._drop(i, A, lo, hi)
         return A
 
-    def drop_mask(self, i):
-        """(threshold, scale) of layer i's dropout: a unit is kept when a uniform 16-bit
-        draw u (0..65535) is >= threshold = round(p * 65536), and its output scaled by
+    def _mask_rule(self, p):
+        """(threshold, scale) of a dropout p: a unit is kept when a uniform 16-bit draw u
+        (0..65535) is >= threshold = round(p * 65536), and its output scaled by
         65536 / (65536 - threshold), the inverse of the kept fraction, so that the
         expected output is unchanged (inverted dropout)."""
-        t = round(self.dropout[i] * 65536)
+        t = round(p * 65536)
         return t, self.dtype.type(65536 / (65536 - t))
+
+    def drop_mask(self, i):
+        """(threshold, scale) of layer i's dropout (see _mask_rule)."""
+        return self._masks[i]
 
     def _drop(self, i, A, lo, hi):
         """Inverted dropout of layer i's output rows lo:hi: D = A * M, M = keep * scale
         with keep drawn from self.rng (four 16-bit draws per 64-bit word); A itself is
         kept for f'."""
         M, D = self._M[i][lo:hi], self._D[i][lo:hi]
-        t, scale = self.drop_mask(i)
+        t, scale = self._masks[i]
         words = self.rng.bit_generator.random_raw((M.size + 3) // 4)
         np.greater_equal(words.view(np.uint16)[:M.size].reshape(M.shape), t, out=M,
                          casting="unsafe")  # 1.0 where kept, 0.0 where dropped
@@ -252,25 +259,38 @@ class Network:
         self.backward(X, Y, loss, factors)
         return value + self._penalize()
 
+    def _scratch(self):
+        """One scratch array per layer, of its W's shape (reserved once)."""
+        if self._S is None:
+            self._S = [np.empty_like(W) for W in self.W]
+        return self._S
+
     def penalty(self):
         """l1 * sum|W| + l2 * sum W^2 over the layers (float64), the regularization loss."""
         total = 0.0
-        for W, (l1, l2) in zip(self.W, self.penalties):
+        if not self._penalized:
+            return total
+        for W, S, (l1, l2) in zip(self.W, self._scratch(), self.penalties):
             if l1:
-                total += l1 * float(np.add.reduce(np.abs(W), axis=None, dtype=np.float64))
+                np.abs(W, out=S)
+                total += l1 * float(np.add.reduce(S, axis=None, dtype=np.float64))
             if l2:
                 total += l2 * float(np.vdot(W, W))
         return total
 
     def _penalize(self):
-        """Add the penalties' gradients to dW (l1 * sign(W) + 2 * l2 * W); their value."""
-        if not any(l1 or l2 for l1, l2 in self.penalties):
+        """Add the penalties' gradients to dW (l1 * sign(W) + 2 * l2 * W), in the scratch
+        arrays; returns their value."""
+        if not self._penalized:
             return 0.0
-        for W, dW, (l1, l2) in zip(self.W, self.dW, self.penalties):
+        for W, dW, S, (l1, l2) in zip(self.W, self.dW, self._scratch(), self.penalties):
             if l1:
-                dW += l1 * np.sign(W)
+                np.sign(W, out=S)
+                S *= l1
+                dW += S
             if l2:
-                dW += (2.0 * l2) * W
+                np.multiply(W, 2.0 * l2, out=S)
+                dW += S
         return self.penalty()
 
     def backward(self, X, Y, loss, factors=None):

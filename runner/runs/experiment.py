@@ -371,8 +371,8 @@ def _table_batches(source, replay, batch_size, dtype, keep):
         for start in range(0, len(chunk), batch_size):
             part = slice(start, start + batch_size)
             mine = ok[part]
-            first = at[start] if start < len(at) else 0
-            yield X[first:first + int(mine.sum())], {k: chunk.values[k][part] for k in keep}, mine
+            yield X[at[start]:at[start] + int(mine.sum())], \
+                {k: chunk.values[k][part] for k in keep}, mine
 
 
 def _predict_into(folder, net, config, replay):

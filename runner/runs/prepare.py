@@ -354,10 +354,9 @@ def _table_dataset(config, raw, X):
     features, targets = _column_names(config, config.data.column_types())
     if not targets:
         raise DataError(raw.path, "a fit needs targets: set data.targets")
-    if classifier(config.train.loss) is not None and len(targets) == 1:
-        table.refuse_missing(raw, targets, "every row needs its target")
-        return data.Dataset(X, None, raw.values[targets[0]], features, targets)
     table.refuse_missing(raw, targets, "every row needs its target")
+    if classifier(config.train.loss) is not None and len(targets) == 1:
+        return data.Dataset(X, None, raw.values[targets[0]], features, targets)
     return data.Dataset(X, np.ascontiguousarray(table.numbers(raw, targets), config.dtype),
                         None, features, targets)
 
