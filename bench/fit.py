@@ -51,7 +51,10 @@ def config(n_inputs, layers, optimizer, batch, epochs=1, seed=0, dropout=0.0, cl
 
 
 class Yamlnet:
-    """The library's own fit loop (runner.train.fit), one epoch per call."""
+    """The library's own fit loop (runner.train.fit), one epoch per call, on numpy's
+    kernels (`kernels = False`) or on the compiled ones (True, the Compiled trainer)."""
+
+    kernels = False
 
     def __init__(self, X, y, layers, optimizer, batch, seed=0, cfg=None):
         from runner.runs import build
@@ -61,6 +64,8 @@ class Yamlnet:
         self.net = build.network(cfg, X.shape[1])
         build.initial_weights(self.net, cfg, init_rng)
         self.optimizer = build.optimizer(cfg, self.net)
+        self.net.use_kernels(self.kernels)
+        self.optimizer.use_kernels(self.kernels)
         self.spec = cfg.train.model_copy(update={"epochs": 1, "metrics": [],
                                                  "early_stopping": None})
         self.clip, self.drop_rng = build.clip(cfg), build.dropout_generator(seed)
@@ -76,6 +81,12 @@ class Yamlnet:
     def scores(self, X):
         return np.concatenate([self.net.forward(X[i:i + 4096]).copy()
                                for i in range(0, len(X), 4096)])
+
+
+class Compiled(Yamlnet):
+    """The same fit on the compiled kernels (extra 'fast', numba)."""
+
+    kernels = True
 
 
 class Sklearn:
@@ -191,7 +202,15 @@ class Floor:
         return None
 
 
-TRAINERS = {"yamlnet": Yamlnet, "floor": Floor, "sklearn": Sklearn, "torch": Torch}
+TRAINERS = {"yamlnet": Yamlnet, "compiled": Compiled, "floor": Floor, "sklearn": Sklearn,
+            "torch": Torch}
+
+
+def trainers():
+    """TRAINERS, without Compiled when numba is not installed."""
+    from runner.engine import kernels
+
+    return {k: v for k, v in TRAINERS.items() if k != "compiled" or kernels.available()}
 
 
 def in_turns(trainers, epochs):

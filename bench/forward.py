@@ -29,6 +29,17 @@ def network(d, layers=LAYERS, seed=0):
     return net
 
 
+def compiled_network(d, layers=LAYERS, seed=0):
+    """network() on the compiled kernels, or None without numba (extra 'fast')."""
+    from runner.engine import kernels
+
+    if not kernels.available():
+        return None
+    net = network(d, layers, seed)
+    net.use_kernels(True)
+    return net
+
+
 def yamlnet_memory(net, X, batch=BATCH):
     started = time.perf_counter()
     for start in range(0, len(X), batch):

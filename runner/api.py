@@ -7,6 +7,7 @@
     net = api.build_network(config)                # a Network with initial weights
     A = net.forward(X)                             # X (n, inputs) -> (n, outputs)
     api.predict_run("runs/xor/<id>", "new.csv")    # apply a finished run to new data
+    api.predict_shards("runs/xor/<id>", "shards/*.npy", "preds")  # one file per shard
     model = api.fit(config_without_data, X, y)     # a Model: predict, predict_proba, save
     api.Classifier(hidden=(32,)).fit(X, y)         # scikit-learn estimators (extra 'sklearn')
 
@@ -22,7 +23,7 @@ from runner import checks
 from runner.errors import RunFailed, UserError  # noqa: F401  (re-exported)
 from runner.io import atomic, data, weights
 from runner.model import Model, fit  # noqa: F401  (re-exported: a fit on arrays, a run as an object)
-from runner.runs import build, experiment, folders, prepare, sweep, tracking
+from runner.runs import build, experiment, folders, prepare, shards, sweep, tracking
 from runner.runs.experiment import Outcome, Plan, execute  # noqa: F401  (re-exported)
 from runner.runs.sweep import SweepResult, Trial  # noqa: F401  (re-exported)
 from runner.runs.tracking import TrackingWarning  # noqa: F401  (re-exported)
@@ -36,6 +37,22 @@ def plan(config, out="runs"):
     if sweep.expands(config):
         return sweep.trials(config, out)
     return experiment.plan(config, out)
+
+
+def rungs(config):
+    """The rung plan of a sweep with `sweep.halving`: [(epochs, trials, new epochs)], each
+    rung's epochs, how many trials reach it, and the epochs it computes at most; None
+    without halving (runner/runs/halving.py)."""
+    if config.sweep is None or config.sweep.halving is None:
+        return None
+    from runner.runs import halving
+
+    steps, before = halving.plan(config, sweep.count(config)), 0
+    out = []
+    for epochs, keep in steps:
+        out.append((epochs, keep, keep * (epochs - before)))
+        before = epochs
+    return out
 
 
 def run(config, out="runs", force=False, workers=1, scheduler=None, on_epoch=None,
@@ -161,30 +178,58 @@ def _preprocess(run_dir):
         raise UserError(f"{path}: not readable JSON ({e}); run the config again") from None
 
 
-def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=()):
+def _replay(run_dir, info, arrays):
+    """The Replay of a finished run: its features, scaling, classes and preprocess.json."""
+    return experiment.Replay(info.get("features"), tuple(info.get("exclude", ())),
+                             data.Scaler.from_arrays(arrays), arrays.get("classes"),
+                             _preprocess(run_dir))
+
+
+def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=(), fmt=None):
     """Apply the finished run in `run_dir` to `data_path`, replaying what the run learned
     (scaling, the plan of typed columns, class labels, target scaling; columns are found
-    by name, in any order); writes .csv or .npy by the extension of `out`, with the input
-    columns `keep` copied in front (csv only). Returns the output path."""
+    by name, in any order); writes .csv or .npy (`fmt`, by default the extension of
+    `out`), with the input columns `keep` copied in front (csv only). Returns the output
+    path, by default RUN_DIR/predictions-<data stem>.<fmt>."""
     config, net, arrays, info = load_run(run_dir)
     if out is None:
         stem = os.path.splitext(os.path.basename(data_path))[0]
-        out = os.path.join(run_dir, f"predictions-{stem}.csv")
-    fmt = "npy" if out.endswith(".npy") else "csv"
+        out = os.path.join(run_dir, f"predictions-{stem}.{fmt or 'csv'}")
+    named = "npy" if out.endswith(".npy") else "csv"
+    if fmt not in (None, named):
+        raise UserError(f"--format {fmt} but --out {out} is a .{named}; give a .{fmt} name")
+    fmt = named
     if keep and fmt != "csv":
         raise UserError(f"--keep copies input columns into a .csv; {out} is a .npy")
-    features = info.get("features")
-    if not data_path.lower().endswith(prepare.NAMED) and isinstance(features, list):
-        features = None
-    saved = _preprocess(run_dir)
-    replay = experiment.Replay(features, tuple(info.get("exclude", ())),
-                               data.Scaler.from_arrays(arrays), arrays.get("classes"), saved)
+    replay = shards.replay_for(_replay(run_dir, info, arrays), data_path)
     build.buffer_check(config, min(batch_size, build.row_bound(data_path)), "--batch-size", fmt)
     try:
         return experiment.predict(net, data_path, out, replay, fmt=fmt, batch_size=batch_size,
                                   keep=keep)
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+
+
+def is_sharded(data_path):
+    """Whether `data_path` names shards for predict_shards: a folder or a glob pattern."""
+    return shards.is_sharded(data_path)
+
+
+def predict_shards(run_dir, data_path, out_dir, scheduler=None, fmt="csv",
+                   batch_size=PREDICT_BATCH, keep=()):
+    """Apply the finished run in `run_dir` to every shard of `data_path` (a folder of data
+    files, or a glob pattern such as 'shards/*.npy'), in name order, writing one file per
+    shard, `<out_dir>/<shard stem>.<fmt>`, each streamed as predict_run does: here, or as
+    tasks on the Dask scheduler at `scheduler` (runner/runs/shards.py). Returns the
+    written paths. A shard that fails leaves no file; the others are still predicted,
+    then a UserError (RunFailed when all failures are overflowing outputs) names each
+    failed shard, its `.written` the complete files."""
+    if keep and fmt != "csv":
+        raise UserError("--keep copies input columns into .csv predictions; not with "
+                        f"--format {fmt}")
+    config, net, arrays, info = load_run(run_dir)
+    return shards.predict(config, net, _replay(run_dir, info, arrays), data_path, out_dir,
+                          fmt=fmt, batch_size=batch_size, keep=keep, scheduler=scheduler)
 
 
 def verify(run_dir):

@@ -108,13 +108,23 @@ set_option = click.option(
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads per run (default: 1 for a fit too small for two, else "
                    "the cores, shared among --workers).")
+@click.option("--kernels", "kernel_mode", type=click.Choice(["numpy", "compiled"]),
+              default=None, help="Run on numpy's kernels or on compiled ones (extra 'fast'); "
+                                 "the results are the same bits. Default: compiled for fits "
+                                 "big enough to pay, when numba is installed.")
 @guarded
 def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, restart,
-        track, threads):
+        track, threads, kernel_mode):
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
     from runner.io import digests
 
+    _choose_kernels(kernel_mode)  # before workers start: they inherit the environment
+
     digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
+    if workers > 1 and not scheduler and not dry_run:
+        from runner.runs import processes
+
+        processes.warm()  # the fork server imports yamlnet while this process does
     from runner import api
 
     if scheduler and workers > 1:
@@ -128,6 +138,9 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
             click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}  {values}")
         if not isinstance(found, list):
             click.echo(f"{found.id}  {found.status:<9}  {found.folder}")
+        steps = api.rungs(config)
+        if steps:
+            _report_rungs(config, steps, len(found))
         return
     if config.sweep is not None or (config.data.folds and config.data.fold is None):
         with progress.trials(config, out, quiet) as on_trial, _tracking_warnings():
@@ -148,6 +161,33 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
         click.echo(f"{outcome.status}: {outcome.folder}")
     if outcome.metrics and not quiet:
         click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
+
+
+def _choose_kernels(mode):
+    """--kernels sets YAMLNET_KERNELS (inherited by spawned workers); a bad value of it,
+    or the compiled kernels without numba, is refused before anything runs."""
+    from runner.engine import kernels
+
+    if mode is not None:
+        if mode == "compiled" and not kernels.available():
+            raise click.BadParameter(kernels.missing_message(), param_hint="'--kernels'")
+        os.environ[kernels.ENV] = mode
+    kernels.wanted()
+    kernels.notice = lambda message: click.echo(message, err=True)
+
+
+def _report_rungs(config, steps, n):
+    """The rung plan of a successive-halving sweep, as `run --dry-run` shows it."""
+    from runner import text
+
+    spec = config.sweep
+    click.echo(f"successive halving (factor {spec.halving.factor}, by {spec.metric}, "
+               f"{spec.mode}):")
+    click.echo("\n".join(text.table(["rung", "epochs", "trials"],
+                                    [[i, e, k] for i, (e, k, _) in enumerate(steps, 1)],
+                                    right=(1, 2))))
+    click.echo(f"at most {sum(new for _, _, new in steps)} epochs in all (every trial to "
+               f"the end: {n * config.train.epochs})")
 
 
 @contextlib.contextmanager
@@ -176,8 +216,10 @@ def _report_sweep(result):
     elsewhere = sum(o.elsewhere for o in result.outcomes)  # while this process waited
     ran = sum(o.status != "skipped" and not o.elsewhere for o in result.outcomes)
     others = f", {elsewhere} computed by another process" if elsewhere else ""
-    click.echo(f"{n} trials ({ran} run, {n - ran - elsewhere} already complete{others}; "
-               f"{result.failed} failed): {result.folder}/sweep.csv")
+    halted = sum(row.get("status") == "halted" for row in result.rows)
+    done, stopped = ("done", f"; {halted} halted by successive halving") if halted else ("complete", "")
+    click.echo(f"{n} trials ({ran} run, {n - ran - elsewhere} already {done}{others}; "
+               f"{result.failed} failed{stopped}): {result.folder}/sweep.csv")
     if result.keys:
         folds = any("fold" in row for row in result.rows)
         click.echo(text.ranking(result.ranked, result.metric, result.mode,
@@ -280,21 +322,47 @@ def summary(config_path, overrides):
 @cli.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="A finished run folder.")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="The data to predict (.csv, .npy, .npz).")
-@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
-              help="Output file (.csv or .npy); default RUN/predictions-<data name>.csv.")
+@click.option("--data", "data_path", required=True, type=click.Path(),
+              help="The data to predict (.csv, .npy, .npz, ...), or shards: a folder of "
+                   "data files or a quoted glob pattern ('shards/*.npy').")
+@click.option("--out", "out_path", default=None, type=click.Path(),
+              help="Output file (.csv or .npy); default RUN/predictions-<data name>.csv. "
+                   "For shards: the folder that receives <shard name>.csv (required).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "npy"]), default=None,
+              help="Predictions as .csv or .npy (default: by --out's extension; csv for "
+                   "shards).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True,
               help="Rows per forward minibatch.")
 @click.option("--keep", multiple=True, metavar="COLUMN",
               help="Copy this input column (an id) in front of the predictions; repeatable.")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Predict the shards as tasks on this Dask distributed scheduler "
+                   "(extra 'dask').")
 @guarded
-def predict(run_dir, data_path, out_path, batch_size, keep):
+def predict(run_dir, data_path, out_path, fmt, batch_size, keep, scheduler):
     """Apply a finished run to new data, replaying its preprocessing and class labels."""
     from runner import api
 
-    out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size, keep=keep)
-    click.echo(f"wrote {out}")
+    if not api.is_sharded(data_path):
+        if scheduler:
+            raise click.UsageError("--scheduler predicts shards: give --data a folder or a "
+                                   "glob pattern such as 'shards/*.npy'")
+        out = api.predict_run(run_dir, data_path, out=out_path, batch_size=batch_size,
+                              keep=keep, fmt=fmt)
+        click.echo(f"wrote {out}")
+        return
+    if out_path is None:
+        raise click.UsageError(f"--data {data_path} names shards: give --out DIR, the "
+                               "folder that receives one predictions file per shard")
+    try:
+        written = api.predict_shards(run_dir, data_path, out_path, scheduler, fmt or "csv",
+                                     batch_size, keep)
+    except (UserError, RunFailed) as e:
+        for out in getattr(e, "written", ()):
+            click.echo(f"wrote {out}")
+        raise
+    for out in written:
+        click.echo(f"wrote {out}")
 
 
 @cli.command()

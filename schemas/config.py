@@ -189,10 +189,16 @@ class Data(_Strict):
     sample_weight: ColumnName | None = None  # a column of row weights (a fit's loss)
     folds: int | None = Field(None, ge=2, le=100)  # k-fold cross-validation: K fits
     fold: int | None = Field(None, ge=0)  # the fold held out (set for each of the K fits)
+    # how a fit holds .npy features: read into memory, memory-mapped, or mapped when the
+    # file is large against the memory available (docs/data.md); not part of the run id
+    memory: Literal["auto", "load", "map"] = "auto"
 
     @model_validator(mode="after")
     def _consistent(self):
         problems = []
+        if self.memory == "map" and not self.path.lower().endswith(".npy"):
+            problems.append((("memory",), f"memory: map reads a .npy through a memory map, and "
+                             f"{self.path} is not a .npy; valid for this file: auto or load"))
         if self.validation_split > 0 and self.validation_path is not None:
             problems.append((("validation_path",), "give validation_split or validation_path, "
                              f"not both (validation_split is {self.validation_split})"))
@@ -397,6 +403,14 @@ class RandomSearch(_Strict):
     space: dict[str, Space] = Field(min_length=1)
 
 
+class Halving(_Strict):
+    """Successive halving: every trial runs `min_epochs`, the best 1/`factor` go on to
+    min_epochs * factor epochs, and so on up to train.epochs (runner/runs/halving.py)."""
+
+    min_epochs: int = Field(ge=1)
+    factor: int = Field(3, ge=2)
+
+
 class Sweep(_Strict):
     """A grid and/or a random search; every trial runs once per seed."""
 
@@ -405,6 +419,7 @@ class Sweep(_Strict):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
+    halving: Halving | None = None
 
     @model_validator(mode="after")
     def _something_to_sweep(self):
@@ -447,7 +462,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        problems = self._size_problems()
+        problems = self._size_problems() + self._halving_problems()
         if self.train is not None:
             problems = self._loss_problems(self.train) + self._watch_problems(self.train) + problems
         if problems:
@@ -504,6 +519,31 @@ class Config(_Strict):
             elif name.startswith("val_") and not validated and loc[0] == "train":
                 problems.append((loc, f"'{name}' needs validation data: set data.validation_split "
                                  f"(e.g. 0.2) or data.validation_path, or monitor '{name[4:]}'"))
+        return problems
+
+    def _halving_problems(self) -> list:
+        """sweep.halving stops fits at rungs below train.epochs and ranks them there."""
+        spec = self.sweep.halving if self.sweep is not None else None
+        if spec is None:
+            return []
+        if self.train is None:
+            return [(("sweep", "halving"), "successive halving stops and continues fits: the "
+                     "config needs a train section")]
+        problems = []
+        if spec.min_epochs >= self.train.epochs:
+            problems.append((("sweep", "halving", "min_epochs"), f"must be below train.epochs "
+                             f"({self.train.epochs}), got {spec.min_epochs}: the first rung "
+                             "stops the trials there"))
+        swept = {*(self.sweep.grid or {}), *(self.sweep.random.space if self.sweep.random else {})}
+        if "train.epochs" in swept:
+            problems.append((("sweep", "halving"), "halving sets the epochs of each rung up to "
+                             "train.epochs: do not sweep train.epochs with it"))
+        d, metric = self.data, self.sweep.metric
+        validated = d.validation_split > 0 or d.validation_path is not None or d.folds is not None
+        if metric.startswith("val_") and not validated:
+            problems.append((("sweep", "metric"), f"'{metric}' needs validation data to rank "
+                             "the rungs of sweep.halving: set data.validation_split (e.g. 0.2) "
+                             f"or data.validation_path, or rank by '{metric[4:]}'"))
         return problems
 
     def _size_problems(self) -> list:

@@ -27,11 +27,13 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-9}
 
 
 def run_folders(config, out):
-    """The run folders of a config: its one run, or every trial of a sweep."""
+    """The run folders of a config: its one run, or every complete trial of a sweep
+    (under successive halving the others are halted, and export refuses them)."""
     result = api.run(config, out=out)
     if config.sweep is not None:
         assert result.failed == 0
-        return [Path(t.plan.folder) for t in result.trials]
+        return [Path(t.plan.folder) for t, o in zip(result.trials, result.outcomes)
+                if o.status != "halted"]
     assert result.status == "complete"
     return [Path(result.folder)]
 

@@ -380,4 +380,4 @@ def test_digests_stay_light():
     source = (ROOT / "runner" / "io" / "digests.py").read_text()
     imports = {line.split()[1] for line in source.splitlines()
                if line.startswith(("import ", "from "))}
-    assert imports <= {"hashlib", "json", "os", "threading", "runner.io", "runner.vocabulary"}
+    assert imports <= {"hashlib", "json", "mmap", "os", "threading", "runner.io", "runner.vocabulary"}

@@ -113,7 +113,7 @@ def test_defaults_are_filled():
                  "scale": "none", "target_scale": "none", "validation_split": 0.0,
                  "validation_path": None, "delimiter": None, "header": True,
                  "na_values": ["", "NA", "N/A", "NaN", "null"], "decimal": ".",
-                 "sample_weight": None, "folds": None, "fold": None},
+                 "sample_weight": None, "folds": None, "fold": None, "memory": "auto"},
         "model": {"inputs": None, "weights": None, "layers": [
             {"units": 1, "activation": {"name": "identity"}, "init": {"name": "xavier_uniform"},
              "bias_init": {"name": "zeros"}, "bias": True, "dropout": 0.0, "l1": 0.0,

@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 
+from runner.engine import kernels
 from runner.engine.activations import ACTIVATIONS, DERIVATIVES
 from runner.engine.losses import FUSED, FUSED_VALUES, LOSS_DERIVATIVES, LOSSES, weighted
 from runner.errors import UserError
@@ -40,6 +41,18 @@ def _threads():
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="yamlnet-forward"))
     return _POOL[0], libs
+
+
+def _bias_then(act, Z, b, out, tmp):
+    """Z += b (b (units,) or None), then out = act(Z): the numpy path of a layer."""
+    if b is not None:
+        Z += b
+    act(Z, out=out, tmp=tmp)
+
+
+def _column_sums(dZ, db):
+    """db (units,) = the sum of the rows of dZ (n, units)."""
+    np.add.reduce(dZ, axis=0, out=db)
 
 
 class Network:
@@ -85,9 +98,25 @@ class Network:
         self.b = [self.views.get(f"layers.{i}.b") for i in layers]
         self.dW = [self.grad_views[f"layers.{i}.W"] for i in layers]
         self.db = [self.grad_views.get(f"layers.{i}.b") for i in layers]
-        self._act = [partial(ACTIVATIONS[name], **p) for name, p in activations]
-        self._der = [partial(DERIVATIVES[name], **p) for name, p in activations]
+        self._activations = [(name, dict(p)) for name, p in activations]
         self._capacity = self._train_capacity = 0
+        self.use_kernels(kernels.initial())
+
+    def use_kernels(self, compiled):
+        """Bind the non-matmul work of the passes to the compiled kernels (True), or to
+        numpy (False; None: numpy, until a fit settles it, see kernels.engage). Both
+        give the same bits."""
+        self.kernels = compiled
+        ops = kernels.ops() if compiled else None
+        self._act, self._der = [], []
+        for name, p in self._activations:
+            forward = ops.FORWARD.get(name) if ops else None
+            self._act.append(partial(forward, **p) if forward
+                             else partial(_bias_then, partial(ACTIVATIONS[name], **p)))
+            derivative = ops.DERIVATIVES.get(name) if ops else None
+            self._der.append(partial(derivative or DERIVATIVES[name], **p))
+        self._column_sums = ops.column_sums if ops else _column_sums
+        self._ops = ops
         self._losses = {}
 
     # -- parameters -------------------------------------------------------------
@@ -187,10 +216,8 @@ class Network:
         for i, (W, b, act) in enumerate(zip(self.W, self.b, self._act)):
             Z = self._Z[i][lo:hi]  # (rows, units_i)
             np.matmul(A, W, out=Z)
-            if b is not None:
-                Z += b
             A = self._A[i][lo:hi] if (train or i == last) else Z
-            act(Z, out=A, tmp=self._T[i][lo:hi])
+            act(Z, b, A, self._T[i][lo:hi])  # Z += b, A = f(Z)
             if train and self.dropout[i]:
                 A = self._drop(i, A, lo, hi)
         return A
@@ -239,8 +266,10 @@ class Network:
             work = self._work
             value = ((lambda Y, Z, A, T: fast(Y, Z, T)) if fast is not None
                      else (lambda Y, Z, A, T: generic(Y, Z, A, work=work)))
-            fused = FUSED.get(pair)
-            self._losses[loss] = (value, fused or LOSS_DERIVATIVES[loss], fused is not None)
+            fused, derivatives = ((self._ops.FUSED, self._ops.LOSS_DERIVATIVES) if self._ops
+                                  else (FUSED, LOSS_DERIVATIVES))
+            fused = fused.get(pair)
+            self._losses[loss] = (value, fused or derivatives[loss], fused is not None)
         return self._losses[loss]
 
     def train_step(self, X, Y, loss, w=None):
@@ -313,7 +342,7 @@ class Network:
             A_in = X if i == 0 else self._out(i - 1, n)  # (n, fan_in)
             np.matmul(A_in.T, dZ, out=self.dW[i])  # (fan_in, units)
             if self.db[i] is not None:
-                np.add.reduce(dZ, axis=0, out=self.db[i])  # (units,)
+                self._column_sums(dZ, self.db[i])  # (units,)
             if i > 0:
                 dA = self._dA[i - 1][:n]
                 np.matmul(dZ, self.W[i].T, out=dA)  # (n, fan_in)

@@ -15,7 +15,11 @@ several times over; their share of an update is below float resolution (Adam:
 lr * 1e-38 / eps), so no parameter changes by the flush.
 """
 
+from functools import partial
+
 import numpy as np
+
+from runner.engine import kernels
 
 FLUSH_EVERY = 32  # steps between flushes of subnormal optimizer state
 
@@ -26,6 +30,10 @@ def _check(name, value, low, high=float("inf")):
 
 
 class _Optimizer:
+    @property
+    def flush_every(self):
+        """Steps between flushes (FLUSH_EVERY, read when used)."""
+        return FLUSH_EVERY
     def __init__(self, params, lr, weight_decay):
         if params.ndim != 1 or not params.flags.c_contiguous:
             raise ValueError(f"params must be a contiguous 1-D array, got shape {params.shape}")
@@ -36,6 +44,16 @@ class _Optimizer:
         self._g = np.empty_like(params)  # the gradient used, g = grads (+ wd * params)
         self._tmp = np.empty_like(params)
         self._tiny = np.finfo(params.dtype).tiny
+        self.use_kernels(kernels.initial())
+
+    def use_kernels(self, compiled):
+        """Take each step in one compiled pass (True) or in numpy's passes (False; None:
+        numpy until a fit settles it, see kernels.engage). Both give the same bits."""
+        self.kernels = compiled
+        if compiled:
+            self.step = partial(kernels.ops().STEPS[type(self).__name__], self)
+        else:
+            vars(self).pop("step", None)
 
     def state(self) -> dict:
         """The step count and copies of the state buffers (momentum, moments), for

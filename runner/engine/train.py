@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runner.engine import kernels
 from runner.engine.losses import LOSSES, METRICS
 from runner.errors import RunFailed
 from runner.vocabulary import monitor_mode
@@ -33,6 +34,7 @@ class FitResult:
     history: list = field(default_factory=list)  # one dict per epoch
     best_epoch: int | None = None  # the epoch whose weights are kept (early stopping)
     stopped_early: bool = False
+    halted: bool = False  # stopped at `until`, before spec.epochs, with a checkpoint
 
 
 def evaluate(net, X, Y, loss, metrics, with_loss=True, unscale=None):
@@ -43,7 +45,7 @@ def evaluate(net, X, Y, loss, metrics, with_loss=True, unscale=None):
     the metrics are computed there, the loss on the scaled values."""
     n, k = Y.shape
     if n <= EVAL_BATCH:  # one batch: the network's own buffers hold everything
-        A = net.forward(X)
+        A = net.forward(X[:n])  # X[:n]: the rows themselves when X is a rows.Rows
         Z = net.logits(n)
     else:
         Z = np.empty((n, k), net.dtype)  # logits of every row
@@ -102,18 +104,23 @@ class Checkpoint:
 
 def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None, *,
         schedule=None, clip=None, weights=None, drop_rng=None, resume=None,
-        on_checkpoint=None, due=None):
+        on_checkpoint=None, due=None, until=None):
     """Fit `net` in place. X (n, inputs), Y (n, outputs); val: (X_val, Y_val) or None;
+    X and X_val are arrays or anything np.take and slices read rows from (runner.io.rows);
     spec: the validated `train` section; rng: the generator that orders the rows;
     unscale: see `evaluate`; schedule: a schedules object whose `lr` each epoch uses
     (None: the optimizer's own); clip: see clip_gradients; weights (n,): row weights or
     None; drop_rng: the generator of dropout masks; resume: a Checkpoint to go on from;
     on_checkpoint(Checkpoint) is called after each epoch e (but the last) for which
-    due(e) is true.
+    due(e) is true; until: halt after that epoch (below spec.epochs) unless stopped
+    early, calling on_checkpoint whatever due says (result.halted: a successive-halving
+    rung ends there, and a later fit resumed from that checkpoint goes on as if never
+    halted).
 
     Raises Diverged (a RunFailed) when a minibatch loss is not finite."""
     n = X.shape[0]
     batch = batch_rows(spec, n)
+    kernels.engage(net, optimizer, n, batch, spec.epochs)
     Xb = np.empty((batch, X.shape[1]), X.dtype)  # reused minibatch buffers
     Yb = np.empty((batch, Y.shape[1]), Y.dtype)
     Wb = None if weights is None else np.empty(batch, weights.dtype)
@@ -126,7 +133,10 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None, 
     if resume is not None:
         first = _restore(resume, net, optimizer, schedule, rng, drop_rng, result, best_params)
         best, wait = resume.best, resume.wait
-    for epoch in range(first, spec.epochs + 1):
+    last = spec.epochs
+    if until is not None and first > until:  # resumed past this rung: halted where it is
+        result.halted, last = True, first - 1
+    for epoch in range(first, last + 1):
         started = time.perf_counter()
         if schedule is not None:
             optimizer.lr = schedule.lr
@@ -180,12 +190,16 @@ def fit(net, optimizer, X, Y, spec, rng, val=None, on_epoch=None, unscale=None, 
         if stop:
             result.stopped_early = True
             break
-        if on_checkpoint is not None and epoch < spec.epochs and due(epoch):
+        halt = until is not None and epoch == until < spec.epochs
+        if on_checkpoint is not None and epoch < spec.epochs and (halt or due(epoch)):
             on_checkpoint(Checkpoint(
                 epoch, [dict(r) for r in result.history], net.params.copy(), optimizer.state(),
                 schedule.state() if schedule is not None else {}, rng.bit_generator.state,
                 drop_rng.bit_generator.state if drop_rng is not None else None, best, wait,
                 result.best_epoch, None if best_params is None else best_params.copy()))
+        if halt:
+            result.halted = True
+            break
     if best_params is not None:
         net.params[...] = best_params
     else:

@@ -7,19 +7,22 @@ feature column) with targets from a second .npy (`targets_path`); `.npz` with fe
 targets as array names (default "x").
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from runner.errors import DataError, UserError
-from runner.io.sources import Info, open_source
+from runner.io import rows
+from runner.io.sources import Info, Labels, NpySource, _ArraySource, open_source
 
 
 @dataclass
 class Dataset:
-    """A data file in memory: X (n, d) C-contiguous in the requested dtype; Y (n, t) float
-    targets in dtype, or labels (n,) str when read as class labels; the column names."""
+    """A data file in memory: X (n, d) C-contiguous in the requested dtype (or rows.Rows of
+    a memory-mapped .npy); Y (n, t) float targets in dtype, or labels (n,) str (or Labels)
+    when read as class labels; the column names."""
 
     X: np.ndarray
     Y: np.ndarray | None
@@ -29,17 +32,62 @@ class Dataset:
 
 
 def load(path, *, features=None, targets=None, targets_path=None, dtype="float32",
-         labels=False, dialect=None, exclude=()) -> Dataset:
+         labels=False, dialect=None, exclude=(), mapped=False, coded=False,
+         order=None) -> Dataset:
     """Read a whole data file into memory (for fits). With labels=True the single target
     column is read as class labels (text), else targets must be numbers. `dialect`: the
-    delimited-text settings {delimiter, header, na_values, decimal} (None: plain CSV)."""
+    delimited-text settings {delimiter, header, na_values, decimal} (None: plain CSV).
+    mapped=True (a .npy only): X is rows.Rows of a memory map of the file, checked but
+    not read; the targets are read. coded=True: labels may come as Labels (each distinct
+    value once), as a .npy of integers gives them. order (n,) (a .npy or .npz): X holds
+    the file's rows in that order, each put in place as it is read."""
     src = open_source(path, features, targets, targets_path, exclude, dialect=dialect)
     dtype = np.dtype(dtype)
     if labels and len(src.target_names) > 1:
         raise DataError(src.path, f"class labels must be one target column, got "
                         f"{len(src.target_names)}: {', '.join(src.target_names)}")
-    X, Y, lab = src.load(dtype, labels)
+    if mapped and not isinstance(src, NpySource):
+        raise ValueError(f"only a .npy is memory-mapped, not {src.path}")
+    if order is not None and not isinstance(src, _ArraySource):
+        raise ValueError(f"only an array is read in another order, not {src.path}")
+    X, Y, lab = (src.load(dtype, labels, mapped=True) if mapped else
+                 src.load(dtype, labels, order=order) if order is not None else
+                 src.load(dtype, labels))
+    if isinstance(lab, Labels) and not coded:
+        lab = lab.rows()
     return Dataset(X, Y, lab, src.feature_names, src.target_names)
+
+
+MAP_SHARE = 4  # data.memory auto maps a .npy larger than 1/MAP_SHARE of the available memory
+
+
+def large(path) -> bool:
+    """Whether the file `path` takes more than 1/MAP_SHARE of the memory available now
+    (False when that is unknown)."""
+    available = available_memory()
+    return available is not None and os.path.getsize(path) * MAP_SHARE > available
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process: MemAvailable of /proc/meminfo, or less
+    when a cgroup (v2) limit leaves less; None off Linux."""
+    try:
+        with open("/proc/meminfo") as f:
+            found = [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except OSError:
+        return None
+    if not found:
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read())
+        if limit != "max":
+            return min(found[0], max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return found[0]
 
 
 def feature_columns(features, names, exclude=()):
@@ -150,11 +198,13 @@ class Scaler:
 
     @classmethod
     def fit(cls, kind, X) -> "Scaler":
-        """From the training rows X (n, d)."""
+        """From the training rows X (n, d), an array or rows.Rows, read block by block
+        (bit for bit numpy's X.mean(0, dtype=float64), X.std(...), X.min(0), X.max(0))."""
         if kind == "standard":
-            return cls(kind, X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64))
+            mean = rows.mean(X)
+            return cls(kind, mean, rows.std(X, mean))
         if kind == "minmax":
-            return cls(kind, X.min(0).astype(np.float64), X.max(0).astype(np.float64))
+            return cls(kind, *rows.extrema(X))
         return cls(kind)
 
     @classmethod

@@ -14,6 +14,7 @@ not parse, is left to the normal checks, which then hash (or refuse) as before.
 
 import hashlib
 import json
+import mmap
 import os
 import threading
 
@@ -26,12 +27,19 @@ _threads = []
 
 
 def file_sha256(path, block=1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks of `block` bytes; OSError if it cannot be read."""
-    h, buf = hashlib.sha256(), bytearray(block)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
+    """Hex sha256 of a file, read in blocks of `block` bytes; OSError if it cannot be read.
+
+    The block is a private anonymous map, not a bytearray: freed, it goes back to the
+    system at once, where a freed malloc block of 16 MiB would raise glibc's mmap
+    threshold and leave the fit's later arrays below that size in a heap that does not
+    shrink (some 16 MiB more at the peak of a large fit)."""
+    h, buf = hashlib.sha256(), mmap.mmap(-1, block)
+    try:
+        with memoryview(buf) as view, open(path, "rb") as f:
+            while n := f.readinto(view):
+                h.update(view[:n])
+    finally:
+        buf.close()
     return h.hexdigest()
 
 

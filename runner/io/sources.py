@@ -17,6 +17,7 @@ import numpy as np
 from runner.errors import DataError, did_you_mean
 from runner.io import table
 from runner.io.readers import CsvReader, array_blocks, header_hint, open_array, read_array
+from runner.io.rows import Rows
 
 
 @dataclass
@@ -28,6 +29,28 @@ class Info:
     n_features: int
     target_names: list[str]
     n_targets: int
+
+
+@dataclass
+class Labels:
+    """Class labels of n rows, each distinct value kept once: values (K,) str, distinct;
+    codes (n,) intp, row i holding values[codes[i]]. (An (n,) str array of integer labels
+    takes some 84 bytes a row, more than a row of 20 float32 features.)"""
+
+    values: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, labels) -> "Labels":
+        """From labels (n,) str (or Labels, returned as they are)."""
+        if isinstance(labels, Labels):
+            return labels
+        values, codes = np.unique(labels, return_inverse=True)
+        return cls(values, codes)
+
+    def rows(self) -> np.ndarray:
+        """The labels (n,) str, one per row."""
+        return self.values[self.codes]
 
 
 def _names(value):
@@ -52,8 +75,10 @@ class Source:
     n_rows, when the header tells). `exclude`: names left out of a default feature set.
 
         load(dtype, labels) -> X (n, d) C-contiguous of dtype; Y (n, t) of dtype, or None
-            when there are no targets or labels=True; labels (n,) str (the single target
-            column as text) when labels=True, else None
+            when there are no targets or labels=True; labels (n,) str or Labels (the single
+            target column as text) when labels=True, else None. A .npy's load(dtype, labels,
+            mapped=True) gives X as rows.Rows of a memory map of the file instead, and an
+            array's load(dtype, labels, order=rows) its rows in that order.
         stream(dtype, batch_size) -> iterator of feature blocks X (m, d) in file order, of
             any m and of dtype or another numeric dtype (data.stream cuts them into batches
             of batch_size and casts). File-level checks happen in the call, row-level
@@ -125,8 +150,12 @@ class _ArraySource(Source):
         self.target_names = ([f"{stem}{j}" for j in range(self.theader.shape[1])]
                              if self.theader is not None else [])
 
-    def load(self, dtype, labels):
-        X = _read_numeric(self.path, self.f_key, self.feature_names, dtype, "features")
+    def load(self, dtype, labels, mapped=False, order=None):
+        if mapped:  # a .npy: rows read as the fit asks for them
+            X = _map_numeric(self.path, self.feature_names, dtype, "features")
+        else:
+            X = _read_numeric(self.path, self.f_key, self.feature_names, dtype, "features",
+                              order)
         Y = lab = None
         if self.theader is not None and labels:
             lab = _read_labels(self.tpath, self.t_key)
@@ -247,18 +276,39 @@ def _numeric(h, what):
                       "values are not supported")
 
 
-def _read_numeric(path, key, names, dtype, what):
-    """The whole array `key` of `path` as (n, cols) C-contiguous dtype, finite-checked."""
+def _read_numeric(path, key, names, dtype, what, order=None):
+    """The whole array `key` of `path` as (n, cols) C-contiguous dtype, finite-checked;
+    order (n,): the file's rows in the order to hold them (each put in place as its block
+    is read), None: file order."""
     with open_array(path, key) as (f, h):
         _numeric(h, what)
         out = np.empty(h.shape, dtype)
+        at = None
+        if order is not None:
+            at = np.empty(len(order), np.intp)
+            at[order] = np.arange(len(order))  # the place of each file row
         for start, V in array_blocks(f, h, names):
-            out[start:start + len(V)] = V
+            if at is None:
+                out[start:start + len(V)] = V
+            else:
+                out[at[start:start + len(V)]] = V
     return out
 
 
+def _map_numeric(path, names, dtype, what):
+    """rows.Rows (n, cols) of dtype over a read-only memory map of the .npy `path`, once a
+    pass over the file (block by block, as _read_numeric) found its values finite."""
+    with open_array(path, None) as (f, h):
+        _numeric(h, what)
+        for _ in array_blocks(f, h, names):
+            pass
+    A = np.load(path, mmap_mode="r", allow_pickle=False)
+    return Rows(A.reshape(h.shape, order="F" if h.fortran else "C"), None, dtype)
+
+
 def _read_labels(path, key):
-    """Class labels (n,) str from an integer, integral-float or string array."""
+    """Class labels from an integer or integral-float array (Labels: the integers written
+    as int64 would be, str of dtype <U21), or (n,) str from a string array."""
     with open_array(path, key) as (f, h):
         if h.shape[1] != 1:
             raise h.error(f"labels must be one column, got {h.shape[1]}")
@@ -272,7 +322,10 @@ def _read_labels(path, key):
         return np.char.decode(a, "utf-8")
     elif a.dtype.kind not in "biuU":
         raise h.error(f"labels must be integers or strings (found dtype {a.dtype})")
-    return a.astype(np.int64).astype(str) if a.dtype.kind in "biu" else a.astype(str)
+    if a.dtype.kind == "U":
+        return a.astype(str)
+    values, codes = np.unique(a.astype(np.int64), return_inverse=True)
+    return Labels(values.astype(str), codes)
 
 
 def _array_blocks(path, key, names, batch_size):

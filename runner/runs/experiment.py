@@ -34,6 +34,8 @@ def resolved(config):
     if tree.get("sweep") is None:
         tree.pop("sweep", None)
     tree.pop("track", None)  # where runs are logged is not part of the run (nor of its id)
+    if tree["data"].get("memory") == "auto":  # how a fit holds its rows: not in the id (plan)
+        tree["data"].pop("memory")
     for key, path in folders.input_files(tree).items():
         set_path(tree, key, os.path.abspath(path))
     return tree
@@ -49,10 +51,21 @@ class Plan:
     id: str
     folder: str
     cache: DigestCache | None = None  # remembers the digests once the run folder exists
+    until: int | None = None  # a successive-halving rung: halt the fit after this epoch
 
     @property
     def status(self):
         return folders.describe(self.folder)
+
+
+def done(p):
+    """Whether the Plan `p` has nothing left to compute: its folder is complete, or (with
+    p.until) halted at epoch p.until or later."""
+    info = folders.read_info(p.folder)
+    if info.get("status") == "complete":
+        return True
+    return p.until is not None and info.get("status") == "halted" \
+        and info.get("halted_at", 0) >= p.until
 
 
 def plan(config, out="runs", cache=None):
@@ -67,7 +80,8 @@ def plan(config, out="runs", cache=None):
             raise UserError(f"file not found: {path}", key) from None
         except IsADirectoryError:
             raise UserError(f"{path} is a folder, not a file", key) from None
-    run_id = folders.run_id(tree, digests)
+    same = {**tree, "data": {k: v for k, v in tree["data"].items() if k != "memory"}}
+    run_id = folders.run_id(same, digests)  # data.memory changes no result: not in the id
     return Plan(config, tree, digests, run_id, os.path.join(out, config.name, run_id), cache)
 
 
@@ -120,11 +134,12 @@ def execute(p, force=False, on_epoch=None, restart=False, wait=True, since=None,
 
 
 def _execute(p, force, on_epoch, restart, elsewhere):
-    if p.status == "complete" and not force:
+    if not force and done(p):
         return Outcome(p.folder, p.id, "skipped", folders.read_info(p.folder).get("metrics", {}),
                        elsewhere=elsewhere)
     resume = None
-    if p.config.train is not None and not (restart or force) and p.status == "partial":
+    if p.config.train is not None and not (restart or force) and p.status in ("partial",
+                                                                             "halted"):
         resume = checkpoints.load(p.folder, p.id)
     folder = folders.RunFolder(p.folder)
     try:
@@ -134,9 +149,11 @@ def _execute(p, force, on_epoch, restart, elsewhere):
             p.cache.save()
         if resume is not None:
             folder.info["resumed"] = resume.epoch
-        metrics = compute(p.config, folder, on_epoch, resume)
-        checkpoints.remove(folder.path)
-        folder.finish("complete", metrics=metrics)
+        metrics = compute(p.config, folder, on_epoch, resume, p.until)
+        status = "halted" if "halted_at" in folder.info else "complete"
+        if status == "complete":
+            checkpoints.remove(folder.path)
+        folder.finish(status, metrics=metrics)
     except KeyboardInterrupt:
         if folder.info.get("status") != "complete":  # a Ctrl-C after the end changes nothing
             folder.finish("interrupted")
@@ -155,18 +172,19 @@ def _execute(p, force, on_epoch, restart, elsewhere):
             pass
         raise UserError(f"cannot write the run folder {p.folder}: {e.filename or ''}: "
                         f"{e.strerror or e}; choose a writable --out folder") from None
-    return Outcome(p.folder, p.id, "complete", metrics,
+    return Outcome(p.folder, p.id, status, metrics,
                    resumed=None if resume is None else resume.epoch)
 
 
-def compute(config, folder, on_epoch=None, resume=None):
+def compute(config, folder, on_epoch=None, resume=None, until=None):
     """Fit or forward `config`, writing the outputs into `folder` (a RunFolder);
     returns the final metrics ({} for a forward pass); a fit goes on from the
-    train.Checkpoint `resume` when given. numpy's floating-point warnings are silenced:
-    a loss or an output that is not finite is reported by the checks."""
+    train.Checkpoint `resume` when given, and with `until` halts after that epoch
+    (see _halted). numpy's floating-point warnings are silenced: a loss or an output
+    that is not finite is reported by the checks."""
     with np.errstate(all="ignore"):
         if config.train:
-            return _fit(config, folder, on_epoch, resume)
+            return _fit(config, folder, on_epoch, resume, until)
         return _forward(config, folder)
 
 
@@ -189,7 +207,7 @@ def _due(every):
     return due
 
 
-def _fit(config, folder, on_epoch, resume=None):
+def _fit(config, folder, on_epoch, resume=None, until=None):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
     prepared = prepare.training_data(config, split_rng)
     n, spec = prepared.X.shape[0], config.train
@@ -213,12 +231,14 @@ def _fit(config, folder, on_epoch, resume=None):
                            val=prepared.val, on_epoch=on_epoch, unscale=unscale,
                            schedule=build.schedule(config, optimizer), clip=build.clip(config),
                            weights=prepared.weights, drop_rng=build.dropout_generator(config.seed),
-                           resume=resume, due=_due(spec.checkpoint_every),
+                           resume=resume, due=_due(spec.checkpoint_every), until=until,
                            on_checkpoint=lambda c: checkpoints.save(folder.path, c, run_id))
     except train.Diverged as e:  # the epochs before the divergence are kept for study
         if e.history:
             write_history(folder.file("history.csv"), e.history)
         raise
+    if result.halted:
+        return _halted(folder, result)
     checkpoints.remove(folder.path)  # the fit is done: nothing to go on from
     write_history(folder.file("history.csv"), result.history)
     extra = prepared.scaler.arrays()
@@ -239,8 +259,22 @@ def _fit(config, folder, on_epoch, resume=None):
     features = prepared.feature_names if named else config.data.features
     folder.info.update(features=features, targets=prepared.target_names)
     replay = Replay(features, (), prepared.scaler, prepared.classes, prepared.preprocess)
+    del prepared  # the rows: freed before the predictions stream the file again
     _predict_into(folder, net, config, replay)
     return metrics
+
+
+def _halted(folder, result):
+    """A fit halted at a rung of successive halving: history.csv so far and the
+    checkpoint it goes on from (no weights or predictions yet). Marks folder.info
+    `halted_at`; returns as the metrics the history row of the weights the fit keeps
+    (its best_epoch), with epochs and best_epoch."""
+    write_history(folder.file("history.csv"), result.history)
+    epochs = len(result.history)
+    folder.info["halted_at"] = epochs
+    kept = result.history[result.best_epoch - 1]
+    metrics = {k: v for k, v in kept.items() if k not in ("epoch", "lr", "seconds")}
+    return {**metrics, "epochs": epochs, "best_epoch": result.best_epoch}
 
 
 def _forward(config, folder):

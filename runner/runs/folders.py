@@ -57,10 +57,11 @@ def read_status(folder):
 
 
 def describe(folder):
-    """complete | partial | pending, as `run --dry-run` shows it."""
+    """complete | halted (at a rung of successive halving) | partial | pending, as
+    `run --dry-run` shows it."""
     status = read_status(folder)
-    if status == "complete":
-        return "complete"
+    if status in ("complete", "halted"):
+        return status
     return "partial" if os.path.isdir(folder) else "pending"
 
 

@@ -19,8 +19,8 @@ import time
 from contextlib import contextmanager
 
 from runner.errors import RunFailed, UserError
-from runner.io import atomic
-from runner.runs import experiment, folders
+from runner.io import atomic, checkpoints
+from runner.runs import experiment, folders, processes
 from runner.runs import threads as blas
 from schemas import set_path
 
@@ -61,7 +61,7 @@ def in_processes(found, workers, force, on_trial=None, restart=False, threads=No
     Ctrl-C (or any error) stops the sweep: pending trials are cancelled and every worker
     gets SIGINT, which interrupts its running trial (marked `interrupted`) and keeps it
     from starting another; then the pool is joined, so nothing runs on after we return."""
-    context = multiprocessing.get_context("spawn")
+    context = processes.context()
     stop = context.Event()  # set on Ctrl-C: a worker still starting up starts no trial
     # Only this process holds the sending end: when it dies, however it dies, the
     # kernel closes it and every worker reads end-of-file at once (see _watch_parent).
@@ -73,7 +73,7 @@ def in_processes(found, workers, force, on_trial=None, restart=False, threads=No
                                           initializer=_worker_setup,
                                           initargs=(lifeline, stop, blas.per_worker(workers)))
             futures = {pool.submit(local_trial, t.plan.resolved, os.path.dirname(
-                os.path.dirname(t.plan.folder)), force, restart, threads): i
+                os.path.dirname(t.plan.folder)), force, restart, threads, t.plan.until): i
                 for i, t in enumerate(found)}
         for future in cf.as_completed(futures):
             outcomes[futures[future]] = future.result()
@@ -155,24 +155,28 @@ def _watch_parent(lifeline):
     os._exit(1)
 
 
-def local_trial(resolved, out, force, restart=False, threads=None):
-    """In a worker process: plan and run one trial from its resolved config (a dict)."""
+def local_trial(resolved, out, force, restart=False, threads=None, until=None):
+    """In a worker process: plan and run one trial from its resolved config (a dict),
+    halting its fit after epoch `until` when given (a successive-halving rung)."""
     from schemas import load_config_dict
 
     _worker["busy"] = True
     try:
         if _worker["stopping"] or _worker["stop"].is_set():
             raise KeyboardInterrupt
-        return run_trial(experiment.plan(load_config_dict(resolved, source="trial"), out), force,
-                         restart, threads=threads)
+        p = experiment.plan(load_config_dict(resolved, source="trial"), out)
+        p.until = until
+        return run_trial(p, force, restart, threads=threads)
     finally:
         _worker["busy"] = False
 
 
-def remote_trial(resolved, inputs, threads=None):
+def remote_trial(resolved, inputs, threads=None, until=None, resume=None, run_id=None):
     """On a worker: run one trial from its resolved config (a dict) and the bytes of its
     input files {path: bytes}, BLAS held to the worker's share of its machine's cores
-    (or to `threads`). Returns (status, metrics, info, error, {file: bytes})."""
+    (or to `threads`); a successive-halving rung halts the fit after epoch `until`, and
+    goes on from the train.Checkpoint `resume` of the run `run_id`. Returns (status,
+    metrics, info, error, {file: bytes})."""
     from schemas import load_config_dict
 
     tmp = tempfile.mkdtemp(prefix="yamlnet-trial-")
@@ -186,11 +190,16 @@ def remote_trial(resolved, inputs, threads=None):
         config = load_config_dict(tree, source="trial")
         folder = folders.RunFolder(os.path.join(tmp, "out"))
         os.makedirs(folder.path)
+        if run_id is not None:  # names the run in a halted fit's checkpoint
+            folder.info["id"] = run_id
+        if resume is not None:
+            folder.info["resumed"] = resume.epoch
         status, metrics, error = "complete", {}, None
         started = time.perf_counter()
         try:
             with blas.limited(_dask_threads(config, threads)):
-                metrics = experiment.compute(config, folder)
+                metrics = experiment.compute(config, folder, resume=resume, until=until)
+            status = "halted" if "halted_at" in folder.info else status
         except RunFailed as e:
             status, error = "failed", str(e)
         folder.info["seconds"] = time.perf_counter() - started  # the trial's, not the client's
@@ -215,7 +224,7 @@ def _land(trial, result):
         info = dict(info)
         seconds = info.pop("seconds", None)
         folder.info.update(info)
-        extra = {"metrics": metrics} if status == "complete" else {"error": error}
+        extra = {"metrics": metrics} if status in ("complete", "halted") else {"error": error}
         folder.finish(status, seconds=seconds, **extra)
     except KeyboardInterrupt:
         folder.finish("interrupted")
@@ -246,30 +255,36 @@ def _dask_threads(config, threads):
     return chosen if threads is not None else min(chosen or share, share)
 
 
-def on_dask(found, address, force, on_trial=None, threads=None):
-    """Run the trials as tasks on the Dask scheduler at `address`. [Outcome] in order."""
+def connect(address):
+    """A distributed.Client of the Dask scheduler at `address` (sweeps, sharded predict);
+    a UserError when the extra is missing or nothing answers there."""
     try:
         from distributed import Client
     except ImportError:
         raise UserError("--scheduler needs the 'dask' extra: pip install 'yamlnet[dask]'") from None
     try:
         _probe(address)
-        client = Client(address, timeout="10s")
+        return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"--scheduler {address}: cannot reach the scheduler ({e}); give the "
                         "address of a running `dask scheduler`, e.g. tcp://127.0.0.1:8786") from None
+
+
+def on_dask(found, address, force, on_trial=None, threads=None):
+    """Run the trials as tasks on the Dask scheduler at `address`. [Outcome] in order."""
+    client = connect(address)
     outcomes, locks, asked = [None] * len(found), {}, time.time()
     try:
         with client:
             todo, held = [], []
             for i, trial in enumerate(found):
-                if trial.plan.status == "complete" and not force:
+                if not force and experiment.done(trial.plan):  # (or halted at its rung)
                     outcomes[i] = experiment.Outcome(trial.plan.folder, trial.plan.id, "skipped")
                     continue
                 locks[i] = folders.Lock(trial.plan.folder)  # as experiment.execute takes it
                 (todo if _try_lock(locks[i], trial.plan.folder) else held).append(i)
             shipped = _ship(client, [found[i] for i in todo + held])
-            _compute(client, found, todo, shipped, outcomes, on_trial, threads)
+            _compute(client, found, todo, shipped, outcomes, on_trial, threads, force)
             redo = []
             for i in held:  # another process is computing these: wait, then take its result
                 locks[i].acquire()
@@ -278,7 +293,7 @@ def on_dask(found, address, force, on_trial=None, threads=None):
                     redo.append(i)
                 elif on_trial:
                     on_trial(outcomes[i])
-            _compute(client, found, redo, shipped, outcomes, on_trial, threads)
+            _compute(client, found, redo, shipped, outcomes, on_trial, threads, force)
     finally:
         for lock in locks.values():
             lock.release()
@@ -315,14 +330,20 @@ def _ship(client, trials):
     return client.scatter(blobs, broadcast=True) if blobs else {}
 
 
-def _compute(client, found, todo, shipped, outcomes, on_trial, threads=None):
-    """Submit the trials at indices `todo` and land each result as it comes."""
+def _compute(client, found, todo, shipped, outcomes, on_trial, threads=None, force=False):
+    """Submit the trials at indices `todo` and land each result as it comes. A trial
+    halted at a successive-halving rung goes on from its checkpoint (unless force)."""
     from distributed import as_completed
 
     futures = {}
     for i in todo:
-        mine = {p: shipped[p] for p in folders.input_files(found[i].plan.resolved).values()}
-        futures[client.submit(remote_trial, found[i].plan.resolved, mine, threads,
+        p = found[i].plan
+        if not force and experiment.done(p):  # finished elsewhere while we waited
+            outcomes[i] = experiment.Outcome(p.folder, p.id, "skipped")
+            continue
+        resume = checkpoints.load(p.folder, p.id) if not force and p.status == "halted" else None
+        mine = {path: shipped[path] for path in folders.input_files(p.resolved).values()}
+        futures[client.submit(remote_trial, p.resolved, mine, threads, p.until, resume, p.id,
                               pure=False)] = i
     for future in as_completed(futures):
         i = futures[future]

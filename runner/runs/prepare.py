@@ -1,6 +1,9 @@
 """The arrays of a fit, from the config's data section (docs/data.md): read, split into
 training and validation rows, encode the features and the targets, scale.
 
+The features are held once: the validation rows are split off in place (rows.partition)
+or, for a memory-mapped .npy (data.memory), read on demand through index sets (rows.Rows).
+
 Everything learned is learned from the training rows and kept in `Prepared.preprocess`
 (the run's preprocess.json) so that predictions replay it: the column plan of typed
 features (runner/io/preprocess.py), the label pair of a binary target, the scaling of
@@ -15,7 +18,7 @@ import numpy as np
 
 from runner import vocabulary
 from runner.errors import DataError, located
-from runner.io import data, preprocess, table
+from runner.io import data, preprocess, rows, table
 from runner.runs.build import check_inputs, generators
 
 NAMED = (".csv", ".tsv", ".txt", ".parquet")  # formats whose columns have names
@@ -23,7 +26,8 @@ NAMED = (".csv", ".tsv", ".txt", ".parquet")  # formats whose columns have names
 
 @dataclass
 class Prepared:
-    """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None;
+    """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None
+(X and X_val: views of one array, or rows.Rows of a memory-mapped .npy);
     scaler: the scaling of listed numeric features (none for typed ones, which the plan
     scales); classes (K,) str or None; preprocess: the content of preprocess.json, or
     None when the run learned nothing beyond weights.npz."""
@@ -67,20 +71,22 @@ def training_data(config, split_rng):
         raw, Y, classes, pair = _typed(config, typed)
         names, tnames = _column_names(config, typed)
     else:
-        X, Y, classes, names, tnames, pair = _listed(config)
+        placed = _split_first(config, split_rng)
+        X, Y, classes, names, tnames, pair = _listed(config, placed)
     _check_units(config, Y, classes)
     sample = _sample_weights(config, raw if typed is not None else None, len(Y))
     train_rows = None
     if d.validation_split > 0 or d.folds is not None:
-        val_rows, train_rows = _split(config, len(Y), split_rng)
+        val_rows, train_rows = (placed if typed is None and placed is not None
+                                else _split(config, len(Y), split_rng))
         if typed is not None:  # the plan is learned from the training rows only
             state, X = _fit_plan(typed, raw.take(train_rows), config)
             with located("data.path"):
                 X_val = preprocess.transform(state, raw.take(val_rows), config.dtype).X
             val = (X_val, Y[val_rows])
         else:
-            val = (X[val_rows], Y[val_rows])
-            X = X[train_rows]
+            X, X_val = _divide(X, train_rows, val_rows, placed is not None)
+            val = (X_val, Y[val_rows])
         Y = Y[train_rows]
     elif typed is not None:
         state, X = _fit_plan(typed, raw, config)
@@ -102,8 +108,48 @@ def training_data(config, split_rng):
     if sample is not None and train_rows is not None:
         sample = sample[train_rows]
     weights = _row_weights(config, Y, classes, sample)
-    return Prepared(np.ascontiguousarray(X), np.ascontiguousarray(Y), val, scaler, classes,
+    X = X if isinstance(X, rows.Rows) else np.ascontiguousarray(X)
+    return Prepared(X, np.ascontiguousarray(Y), val, scaler, classes,
                     names, tnames, saved if len(saved) > 1 else None, plan, weights)
+
+
+def _split_first(config, split_rng):
+    """(validation rows, training rows) drawn before an array file (.npy, .npz) is read
+    into memory, so that its rows are read into place, the training rows first; None
+    for other files, without a split, or for a split to refuse (refused where it was)."""
+    d = config.data
+    if (d.validation_split == 0 and d.folds is None) or mapped(config, d.path) \
+            or not d.path.lower().endswith((".npy", ".npz")):
+        return None
+    with located("data.path"):
+        n = data.inspect(d.path, features=d.features, targets=d.targets,
+                         targets_path=d.targets_path).n_rows
+    state = split_rng.bit_generator.state
+    try:
+        return _split(config, n, split_rng)
+    except DataError:
+        split_rng.bit_generator.state = state
+        return None
+
+
+def _divide(X, train_rows, val_rows, placed=False):
+    """(training rows, validation rows) of X, without a copy: Rows of the index sets for a
+    memory-mapped file, else views of X once the training rows are at its front (placed
+    there as the file was read, or moved there: rows.partition)."""
+    if isinstance(X, rows.Rows):
+        return X.subset(train_rows), X.subset(val_rows)
+    if not placed:
+        rows.partition(X, train_rows, val_rows)
+    return X[:len(train_rows)], X[len(train_rows):]
+
+
+def mapped(config, path):
+    """Whether a fit reads the features of `path` through a memory map: a .npy under
+    data.memory map, or auto when the file is large (data.large)."""
+    memory = config.data.memory
+    if memory == "load" or not path.lower().endswith(".npy"):
+        return False
+    return memory == "map" or data.large(path)
 
 
 def _split(config, n, split_rng):
@@ -190,14 +236,16 @@ def dialect_used(config):
 # ---- features listed by name (numbers), any format --------------------------------------
 
 
-def _read(config, key, labels):
+def _read(config, key, labels, placed=None):
     d = config.data
     path = getattr(d, key.split(".")[1])
     with located(key):
         return path, data.load(path, features=d.features, targets=d.targets,
                                targets_path=d.targets_path if key == "data.path" else None,
                                dtype=config.dtype, labels=labels, dialect=dialect(config),
-                               exclude=() if d.sample_weight is None else (str(d.sample_weight),))
+                               exclude=() if d.sample_weight is None else (str(d.sample_weight),),
+                               mapped=mapped(config, path), coded=True,
+                               order=None if placed is None else np.concatenate(placed[::-1]))
 
 
 def _wants_labels(config, key="data.path"):
@@ -208,10 +256,11 @@ def _wants_labels(config, key="data.path"):
     return classifier(config.train.loss) is not None and info.n_targets == 1
 
 
-def _listed(config):
-    """X, Y, classes, feature names, target names and the label pair of listed columns."""
+def _listed(config, placed=None):
+    """X, Y, classes, feature names, target names and the label pair of listed columns;
+    placed: (validation rows, training rows) for X to hold the training rows first."""
     labels = _wants_labels(config)
-    path, ds = _read(config, "data.path", labels)
+    path, ds = _read(config, "data.path", labels, placed)
     with located("data.path"):
         classes, Y, pair = _code_targets(config, ds, path)
     return ds.X, Y, classes, ds.feature_names, ds.target_names, pair
@@ -219,24 +268,36 @@ def _listed(config):
 
 def _code_targets(config, ds, path, classes=None, pair=None):
     """(classes, Y, label pair) of a dataset: labels one-hot (softmax) or coded 0/1
-    (sigmoid), or numeric targets."""
+    (sigmoid), or numeric targets. Labels are coded once per distinct value, then Y is
+    gathered row by row; a mistake is reported from the rows themselves (its row)."""
     if ds.labels is None:
         if ds.Y is None:
             raise DataError(path, "a fit needs targets: set data.targets (or data.targets_path)")
         if classifier(config.train.loss) == "sigmoid":
             _check_binary_columns(ds.Y, ds.target_names, path)
         return None, ds.Y, None
+    labels = data.Labels.of(ds.labels)
+    try:
+        classes, Y, pair = _code_labels(config, ds, labels.values, path, classes, pair)
+    except DataError:
+        _code_labels(config, ds, labels.rows(), path, classes, pair)  # names the row
+        raise
+    return classes, np.take(Y, labels.codes, axis=0), pair  # (n, K) or (n, 1)
+
+
+def _code_labels(config, ds, labels, path, classes, pair):
+    """(classes, Y (len(labels), K or 1), label pair) of the labels (m,) str."""
     name = ds.target_names[0] if ds.target_names else "y0"
     first = 2 if config.data.header and path.lower().endswith(NAMED) else 1
-    _refuse_odd_labels(ds.labels, name, path, first)
+    _refuse_odd_labels(labels, name, path, first)
     if classifier(config.train.loss) == "sigmoid":
-        labels = table.from_columns(path, {name: ds.labels}, first)
+        labels = table.from_columns(path, {name: labels}, first)
         pair = pair or preprocess.fit_labels(labels, name)
         Y = preprocess.encode_labels(pair, labels, config.dtype)
         plain = pair["kind"] == "number" and pair["values"] == [0, 1]
         return (None if plain else np.array([str(v) for v in pair["values"]])), Y, pair
-    _refuse_continuous(ds.labels, name, path, config)
-    classes, Y = data.encode_labels(ds.labels, classes=classes, dtype=config.dtype, path=path,
+    _refuse_continuous(labels, name, path, config)
+    classes, Y = data.encode_labels(labels, classes=classes, dtype=config.dtype, path=path,
                                     first_row=first)
     return classes, Y, None
 
@@ -301,7 +362,8 @@ def _validation(config, width, classes, state, pair):
 
 
 def _scale(config, X, val):
-    """Scale listed numeric features in place by data.scale, from the training rows."""
+    """Scale listed numeric features in place by data.scale, from the training rows (Rows:
+    as they are read)."""
     d = config.data
     with np.errstate(all="ignore"):
         scaler = data.Scaler.fit(d.scale, X)
@@ -309,9 +371,11 @@ def _scale(config, X, val):
         raise DataError(d.path, f"the features are too large to scale: their {d.scale} "
                         "statistics overflow float64; rescale the values in the file",
                         key="data.scale")
-    scaler.apply(X)
-    if val is not None:
-        scaler.apply(val[0])
+    for part in (X,) if val is None else (X, val[0]):
+        if isinstance(part, rows.Rows):  # scaled as its rows are read
+            part.scaler = scaler
+        else:
+            scaler.apply(part)
     return scaler
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from runner.errors import UserError
 from runner.io import atomic
 from runner.io.digests import DigestCache
-from runner.runs import experiment, folders, parallel
+from runner.runs import experiment, folders, halving, parallel
 
 
 @dataclass
@@ -188,11 +188,16 @@ class SweepResult:
 
 def execute(config, out="runs", force=False, workers=1, scheduler=None, on_trial=None,
             restart=False, threads=None):
-    """Run every trial of a swept config (skipping complete ones unless force), then
-    write <out>/<name>/sweep.csv (and sweep.png with matplotlib). Returns a SweepResult.
+    """Run every trial of a swept config (skipping complete ones unless force; rung by
+    rung under sweep.halving, runner/runs/halving.py), then write <out>/<name>/sweep.csv
+    (and sweep.png with matplotlib). Returns a SweepResult.
     `threads`: BLAS threads per trial (default: parallel.run's choice)."""
     found = trials(config, out)
-    outcomes = parallel.run(found, force, workers, scheduler, on_trial, restart, threads)
+    if config.sweep is not None and config.sweep.halving is not None:
+        outcomes = halving.run(config, found, force, workers, scheduler, on_trial, restart,
+                               threads)
+    else:
+        outcomes = parallel.run(found, force, workers, scheduler, on_trial, restart, threads)
     return summarize(config, out, found, outcomes)
 
 
@@ -209,25 +214,13 @@ def summarize(config, out, found, outcomes):
 
 
 def plot(path, rows, keys, metric):
-    """sweep.png: the metric against each swept value, when matplotlib is installed."""
-    try:
-        import matplotlib
+    """sweep.png: the metric against each swept value (runner/io/plot.py), one panel per
+    swept key, over the complete trials with a finite metric."""
+    from runner.io.plot import sweep_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    done = [r for r in rows if r["status"] == "complete" and isinstance(r.get(metric), float)]
+    done = [r for r in rows if r["status"] == "complete" and isinstance(r.get(metric), float)
+            and math.isfinite(r[metric])]
     if not done or not keys:
         return
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        values = [r[key] for r in done]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        ax.scatter(values if numeric else [str(v) for v in values], [r[metric] for r in done])
-        ax.set_xlabel(key)
-        ax.set_ylabel(metric)
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    panels = [(key, [r[key] for r in done], [r[metric] for r in done]) for key in keys]
+    atomic.write_bytes(path, sweep_png(panels, metric))
