@@ -18,6 +18,8 @@ from runner import progress
 from runner.errors import RunFailed, UserError
 from runner.vocabulary import PREDICT_BATCH
 
+KERNELS_ENV = "YAMLNET_KERNELS"  # runner.engine.kernels.ENV, without importing numpy here
+
 
 class BadInput(click.ClickException):
     """A user mistake: printed without a traceback, exit 2."""
@@ -118,13 +120,14 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
     """Fit (with a `train` section) or run a forward pass, into a run folder."""
     from runner.io import digests
 
-    _choose_kernels(kernel_mode)  # before workers start: they inherit the environment
-
-    digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
+    if kernel_mode is not None:  # before workers start: they inherit the environment
+        os.environ[KERNELS_ENV] = kernel_mode
     if workers > 1 and not scheduler and not dry_run:
         from runner.runs import processes
 
         processes.warm()  # the fork server imports yamlnet while this process does
+    digests.prefetch(config_path, overrides, out)  # hashes the inputs while we import
+    _check_kernels(kernel_mode)
     from runner import api
 
     if scheduler and workers > 1:
@@ -163,15 +166,13 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
         click.echo("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in outcome.metrics.items()))
 
 
-def _choose_kernels(mode):
-    """--kernels sets YAMLNET_KERNELS (inherited by spawned workers); a bad value of it,
-    or the compiled kernels without numba, is refused before anything runs."""
+def _check_kernels(mode):
+    """Refuse, before anything runs, a bad YAMLNET_KERNELS or the compiled kernels of
+    --kernels without numba (--kernels has set YAMLNET_KERNELS, which workers inherit)."""
     from runner.engine import kernels
 
-    if mode is not None:
-        if mode == "compiled" and not kernels.available():
-            raise click.BadParameter(kernels.missing_message(), param_hint="'--kernels'")
-        os.environ[kernels.ENV] = mode
+    if mode == "compiled" and not kernels.available():
+        raise click.BadParameter(kernels.missing_message(), param_hint="'--kernels'")
     kernels.wanted()
     kernels.notice = lambda message: click.echo(message, err=True)
 

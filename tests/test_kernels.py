@@ -258,7 +258,10 @@ def folder_contents(out):
 
 # the examples, with fewer epochs where they are long (the compiled path runs either way)
 EXAMPLES = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
-SHORTER = {"digits.yaml": ["--set", "train.epochs=5"], "iris.yaml": ["--set", "train.epochs=40"]}
+SHORTER = {"digits.yaml": ["--set", "train.epochs=5"], "iris.yaml": ["--set", "train.epochs=40"],
+           "halving.yaml": ["--set", "train.epochs=12"],  # rungs at 4 and 12 epochs
+           "family/iris_sweep.yaml": ["--set", "train.epochs=40"],
+           "xor_sweep.yaml": ["--set", "train.epochs=100"]}
 
 
 @needs_numba
@@ -444,3 +447,9 @@ def test_a_read_only_install_caches_in_the_users_folder(tmp_path):
     assert "compiling" in errs[0] and "compiling" not in errs[1]
     assert not list(install.rglob("*.nbi"))
     assert list((home / ".cache").rglob("*.nbi"))
+
+
+def test_the_command_line_sets_the_variable_the_engine_reads():
+    from runner import cli
+
+    assert cli.KERNELS_ENV == kernels.ENV  # --kernels is set before numpy is imported
