@@ -198,3 +198,20 @@ def test_dask_equals_local_byte_for_byte(iris_run, tmp_path, monkeypatch):
         assert caught.value.written == ["shipped-mixed/a.csv"]
     assert contents(tmp_path / "shipped-mixed") == contents(tmp_path / "local-mixed")
     assert not list(elsewhere.iterdir())
+
+
+def test_an_array_of_the_wrong_width_or_kept_columns_of_an_array_exit_2(iris_run, tmp_path):
+    """A .npy has no column names: its width must be the fit's, and --keep cannot name a
+    column of it; both one message, alone or among shards, with nothing written."""
+    np.save(tmp_path / "narrow.npy", rows(6, 1)[:, :3])
+    code, _, err = yamlnet("predict", "--run", iris_run, "--data", tmp_path / "narrow.npy",
+                           "--out", tmp_path / "p.csv")
+    assert code == 2 and "narrow.npy: 3 feature columns, but the run was fitted on 4" in err
+    assert "Traceback" not in err and not (tmp_path / "p.csv").exists()
+    shards = npy_shards(tmp_path / "shards", sizes=(4, 5))
+    code, _, err = yamlnet("predict", "--run", iris_run, "--data", tmp_path / "shards",
+                           "--out", tmp_path / "out", "--keep", "id")
+    assert code == 2 and "Traceback" not in err
+    for shard in shards:
+        assert f"{shard.name}: --keep copies named columns, and this file has no column" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

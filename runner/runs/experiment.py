@@ -344,7 +344,8 @@ def predict(net, source, out, replay=None, *, fmt="csv", batch_size=PREDICT_BATC
             out, fmt=fmt, n_outputs=net.sizes[-1], dtype=net.dtype.name, classes=replay.classes,
             keep=keep) as writer:
         done = 0
-        for X, kept, ok in _batches(source, replay, batch_size, net.dtype.name, keep):
+        for X, kept, ok in _batches(source, replay, batch_size, net.dtype.name, keep,
+                                    net.sizes[0]):
             A = net.forward(X)
             if not np.isfinite(A).all():
                 row = done + int(np.flatnonzero(~np.isfinite(A).all(axis=1))[0]) + 1
@@ -362,13 +363,21 @@ def predict(net, source, out, replay=None, *, fmt="csv", batch_size=PREDICT_BATC
     return out
 
 
-def _batches(source, replay, batch_size, dtype, keep):
+def _batches(source, replay, batch_size, dtype, keep, inputs):
     """(X (m, inputs) of dtype, {kept column: (b,) str}, ok (b,) bool or None) in file
-    order: ok marks the b rows of the batch that X holds (None: all of them)."""
+    order: ok marks the b rows of the batch that X holds (None: all of them). A file
+    without column names must hold the `inputs` columns the run was fitted on, in order."""
     state, dialect = replay.part("features"), replay.part("dialect")
+    if (state is not None or keep) and not source.lower().endswith(prepare.NAMED):
+        need = "--keep copies named columns" if keep else "the run encodes typed columns by name"
+        raise UserError(f"{source}: {need}, and this file has no column names; give a "
+                        f"table with a header ({', '.join(prepare.NAMED)})")
     if state is None and not keep:
         for X in data.stream(source, features=replay.features, batch_size=batch_size,
                              dtype=dtype, exclude=replay.exclude, dialect=dialect):
+            if X.shape[1] != inputs:
+                raise UserError(f"{source}: {X.shape[1]} feature columns, but the run was "
+                                f"fitted on {inputs}; give the same columns in the same order")
             if replay.scaler is not None:
                 replay.scaler.apply(X)
             yield X, None, None
