@@ -32,8 +32,10 @@ def _check(name, value, low, high=float("inf")):
 class _Optimizer:
     @property
     def flush_every(self):
-        """Steps between flushes (FLUSH_EVERY, read when used)."""
+        """Steps between flushes: FLUSH_EVERY, read when used, for the compiled steps
+        (kernels_ops cannot import this module: it would close an import cycle)."""
         return FLUSH_EVERY
+
     def __init__(self, params, lr, weight_decay):
         if params.ndim != 1 or not params.flags.c_contiguous:
             raise ValueError(f"params must be a contiguous 1-D array, got shape {params.shape}")

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from runner.errors import RunFailed, UserError
 from runner.io import atomic
+from runner.io.digests import stat_key as _stamp  # what tells a worker it sees our file
 from runner.io.predictions import labels_path
 from runner.io.sources import FORMATS
 from runner.runs import build, experiment, parallel, prepare
@@ -136,12 +137,6 @@ def _failure(written, failures, n):
     return error
 
 
-def _stamp(path):
-    """What tells a worker that it sees the client's file: (size, modification time)."""
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
-
-
 def _on_dask(address, config, net, replay, made, settings):
     """Run the shards {shard: out} as tasks on the scheduler at `address`, writing each
     returned file as it comes. {shard: (kind, message)} of those that failed."""
@@ -202,7 +197,7 @@ def remote_shard(run, path, stamp, blob, name, out_name, settings):
 
     if blob is None:
         try:
-            if _stamp(path) != tuple(stamp):
+            if _stamp(path) != list(stamp):
                 return "unseen", None
         except OSError:
             return "unseen", None
