@@ -27,7 +27,7 @@ NAMED = (".csv", ".tsv", ".txt", ".parquet")  # formats whose columns have names
 @dataclass
 class Prepared:
     """The arrays of a fit. X (n, inputs), Y (n, outputs), val: (X_val, Y_val) or None
-(X and X_val: views of one array, or rows.Rows of a memory-mapped .npy);
+    (X and X_val: views of one array, or rows.Rows of a memory-mapped .npy);
     scaler: the scaling of listed numeric features (none for typed ones, which the plan
     scales); classes (K,) str or None; preprocess: the content of preprocess.json, or
     None when the run learned nothing beyond weights.npz."""
