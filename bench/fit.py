@@ -130,13 +130,15 @@ def torch_model(torch, d, layers):
 
 
 class Torch:
-    """A PyTorch CPU eager loop on 2 threads: randperm, index each batch, zero_grad,
-    cross_entropy, backward, step."""
+    """A PyTorch CPU eager loop on `threads` threads (2, or bench/run.py's --threads):
+    randperm, index each batch, zero_grad, cross_entropy, backward, step."""
+
+    threads = 2
 
     def __init__(self, X, y, layers, optimizer, batch, seed=0):
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(self.threads)
         torch.manual_seed(seed)
         self.torch, self.batch = torch, batch
         self.model = torch_model(torch, X.shape[1], layers)
@@ -211,6 +213,17 @@ def trainers():
     from runner.engine import kernels
 
     return {k: v for k, v in TRAINERS.items() if k != "compiled" or kernels.available()}
+
+
+def blas_threads(n):
+    """A context holding BLAS to n threads (threadpoolctl); n None leaves it as it is."""
+    from contextlib import nullcontext
+
+    if n is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def in_turns(trainers, epochs):
