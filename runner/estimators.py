@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from runner import model as models
 from runner.errors import UserError
+from runner.io import data, preprocess
 from schemas import ConfigError
 
 DEFAULT_HIDDEN = (100,)  # hidden units when neither `hidden` nor the config gives layers
@@ -102,10 +103,42 @@ class _Estimator(BaseEstimator):
         except (ConfigError, UserError) as e:
             raise ValueError(str(e)) from None
 
+    def _go_on_from(self, X, Y):
+        """(weights, X, Y) of a partial_fit: weights None on the first call. The runs of
+        partial_fit learn no scaling, so after a fit that learned one (features, or a
+        regressor's targets) that scaling is kept in `_outer` and applied here, to the rows
+        and targets of every later partial_fit and to the inputs and outputs of model_
+        (_outputs): the weights keep meeting rows scaled as those they were learned on."""
+        if not hasattr(self, "model_"):
+            self._outer = None
+            return None, X, Y
+        if self._outer is None:
+            features = data.Scaler.from_arrays(self.model_.arrays)
+            targets = (self.model_.preprocess or {}).get("targets")
+            if features.kind != "none" or targets is not None:
+                self._outer = (features, targets)
+        if self._outer is not None:
+            X, Y = self._scaled(X), Y
+            if self._outer[1] is not None:
+                Y = preprocess.encode_targets(self._outer[1], Y.reshape(len(Y), -1),
+                                              "float64").reshape(Y.shape)
+        return {k: v for k, v in self.model_.arrays.items() if k.startswith("layers.")}, X, Y
+
+    def _scaled(self, X):
+        """X (n, d) scaled as by the fit that _outer comes from (a new float64 array)."""
+        A = np.array(X, dtype=np.float64)
+        self._outer[0].apply(A)
+        return A
+
     def _outputs(self, X):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False)
-        return self.model_.outputs(X).astype(np.float64)
+        outer = getattr(self, "_outer", None)
+        if outer is None:
+            return self.model_.outputs(X).astype(np.float64)
+        out = self.model_.outputs(self._scaled(X))
+        return (out.astype(np.float64) if outer[1] is None
+                else preprocess.decode_targets(outer[1], out))
 
 
 class Classifier(ClassifierMixin, _Estimator):
@@ -132,13 +165,15 @@ class Classifier(ClassifierMixin, _Estimator):
                              f"class ({classes[0]!r})")
         self.classes_ = classes
         self.model_ = self._run(X, self._targets(y), len(classes))
+        self._outer = None  # this fit's model applies its own scaling
         self.history_ = self.model_.history
         return self
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over X, y, from the current weights (the optimizer starts afresh, and
-        no feature scaling is learned: scale the features first). The first call needs
-        `classes`, every class y will ever hold (default: those of this y)."""
+        no feature scaling is learned: scale the features first; after a fit that scaled
+        them, a ValueError). The first call needs `classes`, every class y will ever hold
+        (default: those of this y)."""
         first = not hasattr(self, "model_")
         X, y = validate_data(self, X, y, reset=first)
         if first:
@@ -147,9 +182,9 @@ class Classifier(ClassifierMixin, _Estimator):
                 raise ValueError(f"{type(self).__name__} needs at least 2 classes, got 1 "
                                  f"class ({classes[0]!r}); give classes=")
             self.classes_ = classes
-        start = None if first else {k: v for k, v in self.model_.arrays.items()
-                                    if k.startswith("layers.")}
-        self.model_ = self._run(X, self._targets(y), len(self.classes_), start,
+        Y = self._targets(y)
+        start, X, Y = self._go_on_from(X, Y)
+        self.model_ = self._run(X, Y, len(self.classes_), start,
                                 **{"train.epochs": 1, "data.scale": "none"})
         self.history_ = self.model_.history
         return self
@@ -194,6 +229,7 @@ class Regressor(RegressorMixin, _Estimator):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         self._ndim = y.ndim
         self.model_ = self._run(X, y, 1 if y.ndim == 1 else y.shape[1])
+        self._outer = None
         self.history_ = self.model_.history
         return self
 
@@ -207,8 +243,7 @@ class Regressor(RegressorMixin, _Estimator):
         elif units != self.model_.arrays[f"layers.{len(self.model_.config.model.layers) - 1}.W"
                                          ].shape[1]:
             raise ValueError(f"y has {units} targets, the model was fitted on a different number")
-        start = None if first else {k: v for k, v in self.model_.arrays.items()
-                                    if k.startswith("layers.")}
+        start, X, y = self._go_on_from(X, y)
         self.model_ = self._run(X, y, units, start, **{
             "train.epochs": 1, "data.scale": "none", "data.target_scale": "none"})
         self.history_ = self.model_.history
