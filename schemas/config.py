@@ -502,8 +502,7 @@ class Config(_Strict):
     def _watch_problems(self, train: Train) -> list:
         """early_stopping.monitor and sweep.metric must name a value the fit records."""
         allowed = ["loss", "val_loss", *train.metrics, *(f"val_{m}" for m in train.metrics)]
-        validated = (self.data.validation_split > 0 or self.data.validation_path is not None
-                     or self.data.folds is not None)
+        validated = self._validated_everywhere()
         watched, problems = [], []
         if train.early_stopping is not None:
             watched.append((("train", "early_stopping", "monitor"), train.early_stopping.monitor))
@@ -538,13 +537,33 @@ class Config(_Strict):
         if "train.epochs" in swept:
             problems.append((("sweep", "halving"), "halving sets the epochs of each rung up to "
                              "train.epochs: do not sweep train.epochs with it"))
-        d, metric = self.data, self.sweep.metric
-        validated = d.validation_split > 0 or d.validation_path is not None or d.folds is not None
-        if metric.startswith("val_") and not validated:
-            problems.append((("sweep", "metric"), f"'{metric}' needs validation data to rank "
-                             "the rungs of sweep.halving: set data.validation_split (e.g. 0.2) "
-                             f"or data.validation_path, or rank by '{metric[4:]}'"))
+        metric = self.sweep.metric
+        if metric.startswith("val_") and not self._validated_everywhere():
+            problems.append((("sweep", "metric"), f"'{metric}' needs validation data in every "
+                             "trial to rank the rungs of sweep.halving: set "
+                             "data.validation_split (e.g. 0.2) or data.validation_path (and "
+                             f"sweep no trial to 0 or null), or rank by '{metric[4:]}'"))
         return problems
+
+    def _validated_everywhere(self) -> bool:
+        """Whether every run of this config (every trial of its sweep) holds validation
+        rows: a validation_split above 0, a validation_path or folds. A swept key takes
+        the grid's values, a random choice's, or a range (whose draws are above its low)."""
+        d = self.data
+        return not all(any(not v for v in self._values(key, base)) for key, base in (
+            ("data.validation_split", d.validation_split),
+            ("data.validation_path", d.validation_path), ("data.folds", d.folds)))
+
+    def _values(self, key, base) -> list:
+        """The values a dotted key takes over the trials: [base] when it is not swept."""
+        s, values = self.sweep, []
+        if s is not None and s.grid and key in s.grid:
+            values += s.grid[key]
+        space = s.random.space.get(key) if s is not None and s.random else None
+        if space is not None:
+            values += space.choice if space.choice is not None else [
+                (space.uniform or space.loguniform)[1]]
+        return values or [base]
 
     def _size_problems(self) -> list:
         fan_in, sizes = self.model.inputs, []

@@ -251,6 +251,37 @@ def test_mistakes_exit_2_before_any_trial(xor, tmp_path, change, key, words):
     assert code == 2 and key in err and words in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("swept,base_split,refused", [
+    ("    data.validation_split: [0.2, 0.0]", "", True),  # one trial has no val_ scores
+    ("    data.validation_split: [0.0]", "", True),
+    ("  random: {samples: 2, space: {data.validation_split: {choice: [0.3, 0]}}}", "", True),
+    ("  random: {samples: 2, space: {data.validation_split: {uniform: [0.1, 0.3]}}}", "",
+     False),
+    ("    data.validation_split: [0.2, 0.3]", "0.0", False),  # every trial has them
+])
+def test_val_metric_needs_validation_in_every_trial(iris, swept, base_split, refused):
+    """Halving ranks by sweep.metric: a trial without validation rows has no val_ score,
+    and halting trials by id instead would be a silent wrong result; a base config
+    without validation whose every trial has some is fine. (Early stopping then watches
+    `loss`: each swept value is checked alone against the base config, loader.py's
+    _sweep_issues, so a val_loss monitor would be refused there.) A grid line goes into
+    the grid, a random search beside it."""
+    text = iris.read_text()
+    text = (text.replace("  grid:\n", "  grid:\n" + swept + "\n") if swept.startswith("    ")
+            else text.replace("  grid:\n", swept + "\n  grid:\n"))
+    if base_split:
+        text = text.replace("monitor: val_loss", "monitor: loss")
+        text += f"data: {{validation_split: {base_split}}}\n"
+    write(iris, text)
+    for command in (["run", "--config", iris, "--dry-run"], ["validate", iris]):
+        code, out, err = yamlnet(*command)
+        assert "Traceback" not in err
+        if refused:
+            assert code == 2 and "sweep.metric" in err and "in every trial" in err, err
+        else:
+            assert code == 0, err
+
+
 def test_a_forward_sweep_cannot_halve(tmp_path):
     shutil.copy(CONFIGS / "xor.csv", tmp_path / "xor.csv")
     text = (CONFIGS / "forward.yaml").read_text()
