@@ -116,3 +116,64 @@ def test_mistakes_exit_2(tmp_path, swept):
                         ([str(folder / "runs"), "--filter", "seed"], "KEY=VALUE")]:
         code, out, err = yamlnet("compare", *args, cwd=tmp_path)
         assert code == 2 and words in err and "Traceback" not in err, (args, err)
+
+
+@pytest.fixture
+def two_runs(tmp_path, swept):
+    """Two runs of the sweep that differ only in their seed, copied to
+    `tmp_path/runs/{a,b}`, to damage."""
+    folder, rows = swept
+    same = [i for i, row in rows.items() if [row[k] for k in SWEPT] == ["4", "0.5"]]
+    for name, run in zip("ab", same[:2]):
+        shutil.copytree(folder / "runs" / "xor_sweep" / run, tmp_path / "runs" / name)
+    return tmp_path / "runs"
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("run.json", '{"status": "complete", "metrics": [1]}', '"metrics" is a list'),
+    ("run.json", '{"status": "complete", "metrics": "abc"}', '"metrics" is the string'),
+    ("run.json", "[1, 2]", "holds a list, not an object"),
+    ("run.json", "{}", 'no "status"'),
+    ("run.json", "", "not valid JSON"),
+    ("run.json", None, "not valid JSON"),  # cut short: its first 50 bytes
+    ("config.yaml", None, "cannot be read"),  # missing
+    ("config.yaml", "model: [a,\nb: 2\n", "invalid YAML"),
+    ("config.yaml", "", "is empty, not a config"),
+])
+def test_a_damaged_run_folder_is_refused_naming_its_file(two_runs, name, text, words):
+    path = two_runs / "b" / name
+    if text is not None:
+        path.write_text(text)
+    elif name == "run.json":
+        path.write_text(path.read_text()[:50])
+    else:
+        path.unlink()
+    for extra in ([], ["--group", "--format", "json"]):
+        code, out, err = yamlnet("compare", "runs", *extra, cwd=two_runs.parent)
+        assert code == 2 and out == "" and "Traceback" not in err, (extra, err)
+        assert f"runs/b/{name}" in err and words in err, err
+
+
+def test_a_config_value_yaml_1_1_reads_as_a_date_is_text(two_runs):
+    path = two_runs / "b" / "config.yaml"
+    path.write_text(path.read_text().replace("\nseed: ", "\nseed: 2020-01-01 #", 1))
+    rows = json.loads(compare(two_runs.parent, "runs", "--format", "json"))
+    assert [r["seed"] for r in rows][1] == "2020-01-01"
+    kept = json.loads(compare(two_runs.parent, "runs", "--format", "json", "--filter",
+                              "seed=2020-01-01"))
+    assert [r["run"] for r in kept] == ["runs/b"]
+    assert "2020-01-01" in compare(two_runs.parent, "runs")
+    groups = json.loads(compare(two_runs.parent, "runs", "--group", "--format", "json"))
+    assert len(groups) == 1 and groups[0]["runs"] == 2
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--sort=-lossy"], ["--sort '-lossy'", "'lossy' is not a column", "did you mean 'loss'"]),
+    (["--sort", ""], ["--sort ''", "no column given", "one of: run, seed"]),
+    (["--sort=-"], ["--sort '-'", "no column given", "one of: run, seed"]),
+    (["--filter", "sed=0"], ["--filter sed", "no run has that key", "did you mean 'seed'"]),
+])
+def test_sort_and_filter_mistakes_name_the_key_and_what_is_valid(two_runs, args, words):
+    code, out, err = yamlnet("compare", "runs", *args, cwd=two_runs.parent)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert all(w in err for w in words), err

@@ -5,6 +5,9 @@ experiment can be grouped into mean and standard deviation.
     found = runs(["runs/xor_sweep"])                       # [run folder]
     c = compare(found, filters={"status": "complete"}, sort="-val_accuracy", group=True)
     c.columns, c.rows                                        # what `yamlnet compare` prints
+
+A folder with a run.json is a run; one whose run.json or config.yaml is missing or
+damaged is refused (UserError naming the file), never shown as a row of blanks.
 """
 
 import json
@@ -12,10 +15,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import yaml
 
-from runner.errors import UserError
-from runner.runs import folders
+from runner.errors import UserError, did_you_mean
+from schemas.yamlread import YamlError, describe, read
 
 TAIL = ("status", "epochs", "seconds")  # the last columns of every row
 REPLICAS = ("seed", "data.fold")  # what --group averages over
@@ -71,19 +73,55 @@ def flatten(tree, prefix=""):
 
 def record(folder):
     """What a run folder tells: {"run": folder, dotted config keys..., metrics...,
-    status, epochs, seconds}."""
-    try:
-        with open(os.path.join(folder, "config.yaml")) as f:
-            config = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError):
-        config = {}
-    info = folders.read_info(folder)
+    status, epochs, seconds}. UserError when its run.json is not an object with a status
+    (and metrics, if any, a mapping) or its config.yaml is not a mapping."""
+    info = _info(os.path.join(folder, "run.json"))
+    config = _config(os.path.join(folder, "config.yaml"))
     metrics = dict(info.get("metrics") or {})
     epochs = metrics.pop("epochs", None)
     metrics.pop("best_epoch", None)
-    return {"run": folder, "config": flatten(config) if isinstance(config, dict) else {},
-            "metrics": metrics, "status": info.get("status"), "epochs": epochs,
-            "seconds": info.get("seconds")}
+    return {"run": folder, "config": flatten(config), "metrics": metrics,
+            "status": info["status"], "epochs": epochs, "seconds": info.get("seconds")}
+
+
+def _info(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except OSError as e:
+        raise _damaged(path, f"cannot be read ({e.strerror})") from None
+    except ValueError as e:
+        raise _damaged(path, f"not valid JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise _damaged(path, f"holds {describe(info)}, not an object")
+    if not isinstance(info.get("status"), str):
+        raise _damaged(path, 'no "status" (complete, failed, ...)')
+    if info.get("metrics") is not None and not isinstance(info["metrics"], dict):
+        raise _damaged(path, f'"metrics" is {describe(info["metrics"])}, not an object')
+    return info
+
+
+def _config(path):
+    """config.yaml read as configs are (YAML 1.2: `seed: 2020-01-01` is text, not a date)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = read(f.read(), lambda mark: mark)[0]
+    except OSError as e:
+        raise _damaged(path, f"cannot be read ({e.strerror})") from None
+    except YamlError as e:
+        raise _damaged(f"{path}:{e.where.line + 1}" if e.where else path, e.message) from None
+    except ValueError as e:
+        raise _damaged(path, f"not valid YAML ({e})") from None
+    if not isinstance(config, dict):
+        what = "is empty" if config is None else f"holds {describe(config)}"
+        raise _damaged(path, f"{what}, not a config (a mapping)")
+    return config
+
+
+def _damaged(path, what):
+    return UserError(f"{path}: {what}; compare reads run folders as yamlnet run leaves them "
+                     "(run.json an object with a status, config.yaml a mapping): move or "
+                     "delete this folder, or compare other paths")
 
 
 @dataclass
@@ -107,8 +145,10 @@ def compare(found, filters=None, sort=None, group=False):
     records = [record(f) for f in found]
     for key, want in (filters or {}).items():
         if records and not any(_has(r, key) for r in records):
-            raise UserError(f"--filter {key}: no run has that key; give a config key (dotted), "
-                            f"a metric, or one of run, {', '.join(TAIL)}")
+            known = dict.fromkeys(k for r in records for k in (*r["config"], *r["metrics"]))
+            raise UserError(f"--filter {key}: no run has that key"
+                            f"{did_you_mean(key, [*known, 'run', *TAIL])} (give a config key, "
+                            f"dotted, a metric, or one of run, {', '.join(TAIL)})")
         records = [r for r in records if _has(r, key) and _matches(_value(r, key), want)]
     configs = [r["config"] for r in records]
     every = list(dict.fromkeys(k for c in configs for k in c))
@@ -123,7 +163,7 @@ def compare(found, filters=None, sort=None, group=False):
         columns = [*keys, *metrics, *TAIL, "runs"]
     else:
         columns = ["run", *keys, *metrics, *TAIL]
-    if sort:
+    if sort is not None:
         rows = _sorted(rows, sort, columns)
     return Comparison(columns, rows, keys, metrics, group)
 
@@ -176,8 +216,9 @@ def _sorted(rows, sort, columns):
     """Rows sorted by column `sort` ("-column": descending); rows without a value last."""
     key, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
     if key not in columns:
-        raise UserError(f"--sort {key}: not a column of this comparison (one of: "
-                        f"{', '.join(columns)})")
+        what = f"{key!r} is not a column{did_you_mean(key, columns)}" if key else "no column given"
+        raise UserError(f"--sort {sort!r}: {what} (one of: {', '.join(columns)}; -COLUMN sorts "
+                        "descending)")
 
     def number(value):
         return value[0] if isinstance(value, tuple) else value
