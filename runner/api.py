@@ -195,6 +195,7 @@ def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=(),
     if out is None:
         stem = os.path.splitext(os.path.basename(data_path))[0]
         out = os.path.join(run_dir, f"predictions-{stem}.{fmt or 'csv'}")
+    folders.refuse_own_file(run_dir, out)
     named = "npy" if out.endswith(".npy") else "csv"
     if fmt not in (None, named):
         raise UserError(f"--format {fmt} but --out {out} is a .{named}; give a .{fmt} name")
@@ -260,6 +261,7 @@ def export(run_dir, fmt="onnx", out=None):
 
     model = exporter.onnx_model(config, net, arrays, info, saved)
     out = out or os.path.join(run_dir, "model.onnx")
+    folders.refuse_own_file(run_dir, out)
     try:
         atomic.write_bytes(out, model)
     except OSError as e:

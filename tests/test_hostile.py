@@ -567,6 +567,29 @@ def test_predict_with_tampered_weights(finished_run, tmp_path):
     assert code == 2 and "config.yaml:" in err and "invalid YAML" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command,name", [
+    (["predict", "--data", "new.csv", "--out"], "history.csv"),
+    (["predict", "--data", "new.csv", "--out"], "weights.npz"),
+    (["export", "--out"], "weights.npz"),
+    (["export", "--out"], "config.yaml"),
+])
+def test_out_never_replaces_a_file_of_the_run(finished_run, tmp_path, command, name):
+    """--out naming one of the run's own files is refused before anything is written
+    (the run would still say complete, with its weights or history replaced); another
+    name in the run folder is fine."""
+    pytest.importorskip("onnx", reason="the 'onnx' extra is not installed")
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    write(tmp_path / "new.csv", "x1,x2\n0,1\n")
+    args = [command[0], *(["--run", run] if command[0] == "predict" else [run]), *command[1:]]
+    code, _, err = yamlnet(*args, run / name, cwd=tmp_path)
+    assert code == 2 and f"run's own {name}" in err and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    code, _, err = yamlnet(*args, run / "other.out.csv", cwd=tmp_path)
+    assert code == 0, err
+
+
 # ---------------------------------------------------------------------------------------
 # Numerics: NaN and infinity are caught where they appear, with what to try; numpy's
 # floating-point warnings never reach the user.

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from runner.errors import UserError
 from runner.io import atomic
 from runner.io.digests import file_sha256
 from runner.vocabulary import PATH_KEYS
@@ -23,6 +24,17 @@ from schemas import get_path, set_path
 from schemas.yamlread import dump
 
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy", "preprocess.json")
+OWN = ("config.yaml", "run.json", "metrics.json", "loss.png", "checkpoint.npz", *OUTPUTS)
+
+
+def refuse_own_file(run_dir, out):
+    """UserError when the path `out` (an --out of predict or export) names one of the
+    files `yamlnet run` wrote into `run_dir`: writing it would change the run."""
+    name = os.path.basename(out)
+    here = os.path.realpath(os.path.dirname(out) or ".")
+    if name in OWN and here == os.path.realpath(run_dir):
+        raise UserError(f"--out {out}: that is the run's own {name}, which writing would "
+                        "replace; give another name, or a path outside the run folder")
 
 
 def input_files(resolved):
