@@ -152,9 +152,10 @@ def test_unreachable_scheduler_fails_fast(iris_run, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     npy_shards(tmp_path / "s", sizes=(4,))
-    code, _, err = yamlnet("predict", "--run", iris_run, "--data", "s", "--out", "o",
+    code, _, err = yamlnet("predict", "--run", iris_run, "--data", "s", "--out", "o/deep",
                            "--scheduler", f"tcp://127.0.0.1:{port}")
     assert code == 2 and "cannot reach" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()  # the --out folder is made once the cluster answers
 
 
 @pytest.mark.slow

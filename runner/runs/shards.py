@@ -91,14 +91,13 @@ def predict(config, net, replay, path, out_dir, *, fmt="csv", batch_size, keep=(
     made = outputs(shards, out_dir, fmt)
     build.buffer_check(config, min(batch_size, max(map(build.row_bound, shards))),
                        "--batch-size", fmt)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out_dir}: cannot make the folder: {e.strerror or e}") from None
     settings = dict(fmt=fmt, batch_size=batch_size, keep=tuple(keep))
     if scheduler:
-        failed = _on_dask(scheduler, config, net, replay, made, settings)
+        with parallel.connect(scheduler) as client:  # an unreachable one: nothing made
+            _make(out_dir)
+            failed = _on_dask(client, config, net, replay, made, settings)
     else:
+        _make(out_dir)
         failed = {}
         for shard, out in made.items():
             failure = _attempt(net, replay, shard, out, shard, settings)
@@ -108,6 +107,13 @@ def predict(config, net, replay, path, out_dir, *, fmt="csv", batch_size, keep=(
     if failed:
         raise _failure(written, [failed[s] for s in shards if s in failed], len(shards))
     return written
+
+
+def _make(out_dir):
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out_dir}: cannot make the folder: {e.strerror or e}") from None
 
 
 def _attempt(net, replay, source, out, name, settings):
@@ -137,38 +143,37 @@ def _failure(written, failures, n):
     return error
 
 
-def _on_dask(address, config, net, replay, made, settings):
-    """Run the shards {shard: out} as tasks on the scheduler at `address`, writing each
+def _on_dask(client, config, net, replay, made, settings):
+    """Run the shards {shard: out} as tasks through the Dask `client`, writing each
     returned file as it comes. {shard: (kind, message)} of those that failed."""
     from distributed import as_completed
 
     failed = {}
-    with parallel.connect(address) as client:
-        [run] = client.scatter([(config, net.state(), replay)], broadcast=True)
-        futures = {_submit(client, run, shard, out, settings): shard for shard, out in made.items()}
-        try:
-            tasks = as_completed(futures)
-            for future in tasks:
-                shard = futures[future]
-                try:
-                    status, result = future.result()
-                except Exception as e:  # the task itself broke: a worker died, ...
-                    status, result = "error", ("failed", f"{shard}: the task failed on the "
-                                               f"cluster: {type(e).__name__}: {e}")
-                if status == "unseen":  # the worker has no such file: send its bytes
-                    with open(shard, "rb") as f:
-                        [blob] = client.scatter([f.read()])
-                    again = _submit(client, run, shard, made[shard], settings, blob)
-                    futures[again] = shard
-                    tasks.add(again)
-                elif status == "ok":
-                    for name, data in result.items():
-                        _write(os.path.join(os.path.dirname(made[shard]), name), data)
-                else:
-                    failed[shard] = result
-        except BaseException:
-            client.cancel(list(futures))
-            raise
+    [run] = client.scatter([(config, net.state(), replay)], broadcast=True)
+    futures = {_submit(client, run, shard, out, settings): shard for shard, out in made.items()}
+    try:
+        tasks = as_completed(futures)
+        for future in tasks:
+            shard = futures[future]
+            try:
+                status, result = future.result()
+            except Exception as e:  # the task itself broke: a worker died, ...
+                status, result = "error", ("failed", f"{shard}: the task failed on the "
+                                           f"cluster: {type(e).__name__}: {e}")
+            if status == "unseen":  # the worker has no such file: send its bytes
+                with open(shard, "rb") as f:
+                    [blob] = client.scatter([f.read()])
+                again = _submit(client, run, shard, made[shard], settings, blob)
+                futures[again] = shard
+                tasks.add(again)
+            elif status == "ok":
+                for name, data in result.items():
+                    _write(os.path.join(os.path.dirname(made[shard]), name), data)
+            else:
+                failed[shard] = result
+    except BaseException:
+        client.cancel(list(futures))
+        raise
     return failed
 
 
