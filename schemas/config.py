@@ -462,7 +462,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        problems = self._size_problems() + self._halving_problems()
+        problems = self._size_problems() + self._halving_problems() + self._validation_file()
         if self.train is not None:
             problems = self._loss_problems(self.train) + self._watch_problems(self.train) + problems
         if problems:
@@ -564,6 +564,16 @@ class Config(_Strict):
             values += space.choice if space.choice is not None else [
                 (space.uniform or space.loguniform)[1]]
         return values or [base]
+
+    def _validation_file(self) -> list:
+        """A validation file holds its own targets; a .npy cannot (data.targets_path names
+        the training rows' only)."""
+        d = self.data
+        if self.train is None or d.validation_path is None or d.targets_path is None:
+            return []
+        return [(("data", "validation_path"), "a validation file needs its targets, and with "
+                 "data.targets_path (.npy data) it has none: hold rows out with "
+                 "data.validation_split instead")]
 
     def _size_problems(self) -> list:
         fan_in, sizes = self.model.inputs, []

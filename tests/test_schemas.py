@@ -240,6 +240,12 @@ def test_data_rules():
                                  "validation_path": "v.csv"})) == [
         "data.validation_path: give validation_split or validation_path, not both "
         "(validation_split is 0.2)"]
+    npy = {"path": "x.npy", "targets_path": "y.npy", "validation_path": "v.npy"}
+    assert messages(config(data=npy, train={"loss": "binary_crossentropy"})) == [
+        "data.validation_path: a validation file needs its targets, and with "
+        "data.targets_path (.npy data) it has none: hold rows out with "
+        "data.validation_split instead"]
+    load_config_dict(config(data=npy))  # a forward pass reads no validation rows
     assert messages(config(data={"features": 2.5})) == [
         "data: missing required key 'path'",
         "data.features: expected a list, a string, an integer or a mapping, got the float 2.5"]
