@@ -38,6 +38,7 @@ def check_config_data(config):
     {column, type, width, encoded} per feature column."""
     if config.train is not None:
         split_rng = build.generators(config.seed)[1]
+        prepare.check_prediction_source(config)
         prepared = prepare.training_data(config, split_rng)
         n_inputs, plan = prepared.X.shape[1], prepared.plan
     else:

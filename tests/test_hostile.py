@@ -567,6 +567,25 @@ def test_predict_with_tampered_weights(finished_run, tmp_path):
     assert code == 2 and "config.yaml:" in err and "invalid YAML" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("override,key,words", [
+    ("predict={keep: [nope]}", "predict.keep", "no column 'nope'"),
+    ("predict={path: xor.csv}", "predict.path", "no column 'p0'"),
+    ("predict={path: x.npy}", "predict.path", "2 feature columns, the fit reads 64"),
+    ("predict={path: x.npy, keep: [p0]}", "predict.keep", "has none"),
+])
+def test_prediction_file_mistakes_are_found_before_the_fit(tmp_path, override, key, words):
+    """A fit of a million epochs: refused at once (the subprocess would time out if the
+    check came after the fit, where it used to), by run and by validate --data."""
+    for name in ("digits.yaml", "digits.csv", "xor.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    for command in (["run", "--config", "digits.yaml", "--set", "train.epochs=1000000"],
+                    ["validate", "--data", "digits.yaml"]):
+        code, _, err = yamlnet(*command, "--set", override, cwd=tmp_path, timeout=60)
+        assert code == 2 and f"{key}: " in err and words in err and "Traceback" not in err, err
+    assert not list(tmp_path.rglob("run.json"))
+
+
 @pytest.mark.parametrize("command,name", [
     (["predict", "--data", "new.csv", "--out"], "history.csv"),
     (["predict", "--data", "new.csv", "--out"], "weights.npz"),

@@ -209,6 +209,7 @@ def _due(every):
 
 def _fit(config, folder, on_epoch, resume=None, until=None):
     init_rng, split_rng, shuffle_rng = build.generators(config.seed)
+    prepare.check_prediction_source(config)
     prepared = prepare.training_data(config, split_rng)
     n, spec = prepared.X.shape[0], config.train
     build.buffer_check(config, train.batch_rows(spec, n), "train.batch_size")

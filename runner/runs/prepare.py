@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner import vocabulary
-from runner.errors import DataError, located
+from runner.errors import DataError, did_you_mean, located
 from runner.io import data, preprocess, rows, table
 from runner.runs.build import check_inputs, generators
 
@@ -219,6 +219,44 @@ def _row_weights(config, Y, classes, sample):
         per_class = np.array([given.get(c, 1.0) for c in names])
     w = per_class[index]
     return w if sample is None else w * sample
+
+
+def check_prediction_source(config):
+    """Before a fit: the file its predictions will be read from (predict.path, else
+    data.path) holds the columns predict.keep copies and the features the fit reads (by
+    name in a table, as experiment._batches finds them; by count in an array), so that a
+    mistake there is found before the fit, not after it."""
+    spec, source, key = config.prediction()
+    keep = [str(c) for c in spec.keep or ()]
+    if source == config.data.path and not keep:
+        return  # the fit reads that file itself
+    d, kind = config.data, dialect(config)
+    typed = d.column_types()
+    exclude = () if d.sample_weight is None else (str(d.sample_weight),)
+    with located("data.path"):
+        fitted = (list(map(str, typed)) if typed is not None else data.open_source(
+            d.path, d.features, d.targets, d.targets_path, exclude=exclude,
+            dialect=kind).info().feature_names)
+    named = source.lower().endswith(NAMED)
+    if keep and not named:
+        raise DataError(source, "predict.keep copies named columns, and this file has none; "
+                        f"give a table with a header ({', '.join(NAMED)})", key="predict.keep")
+    with located(key):
+        if not named:
+            found = data.inspect(source, dialect=kind).n_features
+            if spec.path and typed is None and found != len(fitted):
+                raise DataError(source, f"{found} feature columns, the fit reads "
+                                f"{len(fitted)}; give the same columns in the same order")
+            return
+        names = table.read_header(source, delimiter=None if kind["header"] else kind["delimiter"],
+                                  header=kind["header"], decimal=kind["decimal"])[0]
+    by_name = d.path.lower().endswith(NAMED) or typed is not None
+    for wanted, at in ((keep, "predict.keep"), (fitted if spec.path and by_name else [], key)):
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise DataError(source, f"no column {missing[0]!r}"
+                            f"{did_you_mean(missing[0], names)} (columns: {', '.join(names)})",
+                            key=at)
 
 
 def dialect(config):
