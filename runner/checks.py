@@ -23,7 +23,7 @@ def check(path, overrides=(), check_data=False):
     except UserError as e:
         from schemas import ConfigError, locate
 
-        problem = locate(path, e.key or "data", e.detail)
+        problem = locate(path, e.key or "data", e.detail, overrides)
         found = {"file": problem.file, "line": problem.line, "column": problem.column,
                  "path": problem.path, "message": e.detail}
         if isinstance(e, DataError):

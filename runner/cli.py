@@ -46,12 +46,13 @@ def load(path, overrides=()):
         raise BadInput(str(e)) from None
 
 
-def located(error, config_path):
-    """The text of a UserError, pointing at the config line of its key when it has one."""
+def located(error, config_path, overrides=()):
+    """The text of a UserError, pointing at the config line (or the --set override) of
+    its key when it has one."""
     if error.key and config_path:
         from schemas import ConfigError, locate
 
-        return str(ConfigError([locate(config_path, error.key, error.detail)]))
+        return str(ConfigError([locate(config_path, error.key, error.detail, overrides)]))
     return f"error: {error}"
 
 
@@ -67,7 +68,8 @@ def guarded(fn):
             with np.errstate(all="ignore"):  # non-finite values are reported by checks
                 return fn(*args, **kwargs)
         except UserError as e:
-            raise BadInput(located(e, kwargs.get("config_path"))) from None
+            raise BadInput(located(e, kwargs.get("config_path"),
+                                   kwargs.get("overrides") or ())) from None
         except RunFailed as e:
             raise Failed(str(e)) from None
         except KeyboardInterrupt:

@@ -180,15 +180,18 @@ def load_config(path, overrides=()) -> Config:
     return _finish(composed, overrides, os.path.dirname(file))
 
 
-def locate(path, dotted: str, message: str) -> Problem:
-    """A Problem placed at `dotted` in the config file `path` or in the base that wrote
-    it (or at its nearest ancestor written there), for errors found later, e.g. a data
-    file that does not exist."""
+def locate(path, dotted: str, message: str, overrides=()) -> Problem:
+    """A Problem placed at `dotted` in the config file `path`, in the base that wrote it,
+    or in the `--set` override that did (or at its nearest ancestor written there), for
+    errors found later, e.g. a data file that does not exist."""
     file = os.fspath(path)
     try:
-        marks = compose(file).marks
+        composed = compose(file)
     except YamlError:
         return Problem(file, None, None, dotted, message)
+    marks = composed.marks
+    for text in [overrides] if isinstance(overrides, str) else overrides:
+        _override(composed.data, marks, text)
     parts = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
     return _problem(marks.find(parts) or Where(file), dotted, message)
 

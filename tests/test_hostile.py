@@ -567,6 +567,24 @@ def test_predict_with_tampered_weights(finished_run, tmp_path):
     assert code == 2 and "config.yaml:" in err and "invalid YAML" in err and "Traceback" not in err
 
 
+def test_data_errors_point_at_the_override_or_the_targets_file(tmp_path):
+    """A data error in a value given by --set points at that --set (not at the file's old
+    line); one in data.targets_path's file names data.targets_path."""
+    for name in ("iris.yaml", "iris.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    for command in (["run", "--config", "iris.yaml"], ["validate", "--data", "iris.yaml"]):
+        code, _, err = yamlnet(*command, "--set", "data.path=gone.csv", cwd=tmp_path)
+        assert code == 2 and err.startswith("--set data.path=gone.csv: data.path: "), err
+        assert "gone.csv" in err.splitlines()[0] and "path: iris.csv" not in err, err
+    np.save(tmp_path / "x.npy", np.zeros((6, 4), np.float32))
+    np.save(tmp_path / "y.npy", np.array([object()] * 6, dtype=object))
+    write(tmp_path / "t.yaml", "name: t\ndata:\n  path: x.npy\n  targets_path: y.npy\n"
+          "model:\n  layers: [{units: 3, activation: softmax}]\n"
+          "train: {loss: categorical_crossentropy}\n")
+    code, _, err = yamlnet("run", "--config", "t.yaml", cwd=tmp_path)
+    assert code == 2 and err.startswith("t.yaml:4:") and "data.targets_path: y.npy" in err, err
+
+
 @pytest.mark.parametrize("override,key,words", [
     ("predict={keep: [nope]}", "predict.keep", "no column 'nope'"),
     ("predict={path: xor.csv}", "predict.path", "no column 'p0'"),
@@ -654,7 +672,8 @@ def test_extreme_inputs_fail_with_advice_and_no_warnings(tmp_path, dtype):
     if dtype == "float32":
         assert code == 0, err
     else:
-        assert code == 2 and "fit.yaml:" in err and "too large to scale" in err, err
+        assert code == 2 and "too large to scale" in err, err
+        assert err.startswith("--set data.scale=standard: data.scale:"), err  # where it was set
 
 
 def test_predict_on_extreme_rows_saturates_or_fails_with_advice(finished_run, tmp_path):

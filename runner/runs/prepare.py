@@ -12,6 +12,7 @@ regression targets. Numeric features listed by name keep their scaling in weight
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +53,7 @@ def n_inputs(config):
     d = config.data
     if d.column_types() is not None and config.train is not None:
         return training_data(config, generators(config.seed)[1]).X.shape[1]
-    with located("data.path"):
+    with _located(config, "data.path"):
         return data.inspect(d.path, features=d.features, targets=d.targets,
                             targets_path=d.targets_path, dialect=dialect(config)).n_features
 
@@ -121,7 +122,7 @@ def _split_first(config, split_rng):
     if (d.validation_split == 0 and d.folds is None) or mapped(config, d.path) \
             or not d.path.lower().endswith((".npy", ".npz")):
         return None
-    with located("data.path"):
+    with _located(config, "data.path"):
         n = data.inspect(d.path, features=d.features, targets=d.targets,
                          targets_path=d.targets_path).n_rows
     state = split_rng.bit_generator.state
@@ -221,6 +222,19 @@ def _row_weights(config, Y, classes, sample):
     return w if sample is None else w * sample
 
 
+@contextmanager
+def _located(config, key):
+    """located(key), except that an error in the file of data.targets_path names that
+    key (the file is read along with data.path's)."""
+    try:
+        with located(key):
+            yield
+    except DataError as e:
+        if config.data.targets_path is None or e.path != config.data.targets_path:
+            raise
+        raise DataError(e.path, e.message, e.row, "data.targets_path") from None
+
+
 def check_prediction_source(config):
     """Before a fit: the file its predictions will be read from (predict.path, else
     data.path) holds the columns predict.keep copies and the features the fit reads (by
@@ -277,7 +291,7 @@ def dialect_used(config):
 def _read(config, key, labels, placed=None):
     d = config.data
     path = getattr(d, key.split(".")[1])
-    with located(key):
+    with _located(config, key):
         return path, data.load(path, features=d.features, targets=d.targets,
                                targets_path=d.targets_path if key == "data.path" else None,
                                dtype=config.dtype, labels=labels, dialect=dialect(config),
@@ -288,7 +302,7 @@ def _read(config, key, labels, placed=None):
 
 def _wants_labels(config, key="data.path"):
     d = config.data
-    with located(key):
+    with _located(config, key):
         info = data.inspect(d.path, features=d.features, targets=d.targets,
                             targets_path=d.targets_path, dialect=dialect(config))
     return classifier(config.train.loss) is not None and info.n_targets == 1
