@@ -196,7 +196,8 @@ def predict_run(run_dir, data_path, out=None, batch_size=PREDICT_BATCH, keep=(),
         stem = os.path.splitext(os.path.basename(data_path))[0]
         out = os.path.join(run_dir, f"predictions-{stem}.{fmt or 'csv'}")
     folders.refuse_own_file(run_dir, out)
-    named = "npy" if out.endswith(".npy") else "csv"
+    ext = os.path.splitext(out)[1].lower()
+    named = "npy" if ext == ".npy" else "csv" if ext else fmt or "csv"  # no extension: --format
     if fmt not in (None, named):
         raise UserError(f"--format {fmt} but --out {out} is a .{named}; give a .{fmt} name")
     fmt = named
@@ -237,6 +238,12 @@ def verify(run_dir):
     """Re-execute a finished run in a temporary folder and compare its outputs with the
     files in `run_dir` (history without its timing column): {name: identical}."""
     info = _run_info(run_dir)
+    missing = [name for name in info.get("sha256") or {}
+               if not os.path.exists(os.path.join(run_dir, name))]
+    if missing:
+        raise UserError(f"{run_dir}: {', '.join(missing)} missing (run.json lists "
+                        f"{'them' if len(missing) > 1 else 'it'}); the folder is not a "
+                        "complete run: run its config again to redo it")
     config = _run_config(run_dir)
     with tempfile.TemporaryDirectory(prefix="yamlnet-verify-") as tmp:
         p = experiment.plan(config, out=tmp)

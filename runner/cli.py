@@ -233,7 +233,11 @@ def _report_sweep(result):
         click.echo("  " + "  ".join(f"{name}={m:.6g}±{sd:.2g}"
                                     for name, (m, sd, _) in result.spread().items()))
     if result.failed:
-        raise Failed(f"{result.failed} of {n} trials failed")
+        failed = [o for o in result.outcomes if o.status == "failed"]
+        raise Failed(f"{result.failed} of {n} trials failed:" + "".join(
+            f"\n  {o.folder}: {o.error}" for o in failed[:5])
+            + (f"\n  ... and {len(failed) - 5} more (sweep.csv lists them)"
+               if len(failed) > 5 else ""))
 
 
 def _fmt(value):

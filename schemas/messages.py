@@ -23,6 +23,7 @@ _NOUNS = {
     "scale": "a scaling", "format": "a format", "mode": "a mode", "type": "a column type",
     "missing": "a missing-value rule", "unknown": "an unknown-category rule",
     "delimiter": "a delimiter", "decimal": "a decimal mark", "target_scale": "a target scaling",
+    "memory": "a memory mode",
 }
 _ALIASES = {  # field -> the aliases a did-you-mean may offer
     field: tuple(vocabulary.aliases(table))

@@ -552,6 +552,20 @@ def test_predict_with_bad_data(finished_run, tmp_path, csv_text, where, words):
     assert not (tmp_path / "p.csv").exists() and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_verify_names_a_missing_file_and_predict_takes_format_for_a_bare_name(
+        finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    write(tmp_path / "new.csv", "x1,x2\n0,1\n1,1\n")
+    code, out, err = yamlnet("predict", "--run", run, "--data", "new.csv", "--out", "bare",
+                             "--format", "npy", cwd=tmp_path)
+    assert code == 0 and np.load(tmp_path / "bare").shape == (2, 1), err
+    (run / "weights.npz").unlink()
+    code, out, err = yamlnet("verify", run, cwd=tmp_path)
+    assert code == 2 and "weights.npz missing" in err and "not a complete run" in err, err
+    assert "MISMATCH" not in out and "Traceback" not in err
+
+
 def test_predict_with_tampered_weights(finished_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

@@ -45,7 +45,9 @@ def test_a_closed_pipe_keeps_the_exit_status_of_a_failed_sweep(tmp_path):
                                  "sweep={grid: {train.optimizer.lr: [0.001, 10.0]}, "
                                  "metric: loss, mode: min}")
     assert code == 1, err
-    assert err.strip() == "Error: 1 of 2 trials failed"
+    first, second = err.strip().splitlines()  # the failed trial, named, with its reason
+    assert first == "Error: 1 of 2 trials failed:", err
+    assert second.startswith("  runs/puzzle/") and "not finite" in second, err
 
 
 def test_head_1(tmp_path):

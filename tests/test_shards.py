@@ -116,8 +116,11 @@ def test_bad_shard_is_named_and_leaves_no_file(iris_run, tmp_path):
      ["--scheduler", "folder or a glob"]),
     (["--data", "s/a.npy", "--out", "p.csv", "--format", "npy"], {"s/a.npy": None},
      ["--format npy", "p.csv"]),
+    (["--data", "s", "--out", "f.txt"], {"s/a.npy": None, "f.txt": "x"},
+     ["--out f.txt", "is a file", "folder"]),
 ], ids=["empty glob", "folder without data", "unknown format", "same stem", "out is the shard",
-        "no --out", "keep with npy", "scheduler for one file", "format against --out"])
+        "no --out", "keep with npy", "scheduler for one file", "format against --out",
+        "out is a file"])
 def test_mistakes_exit_2_before_anything_is_written(iris_run, tmp_path, args, files, words):
     for name, text in files.items():
         if text is None:

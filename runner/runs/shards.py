@@ -110,6 +110,9 @@ def predict(config, net, replay, path, out_dir, *, fmt="csv", batch_size, keep=(
 
 
 def _make(out_dir):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out {out_dir}: is a file; the shards' predictions go into a "
+                        "folder (one file per shard): give a folder path")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
