@@ -56,6 +56,14 @@ def located(error, config_path, overrides=()):
     return f"error: {error}"
 
 
+def _address(value):
+    """--scheduler's value: None, or a non-empty address."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty address; give the scheduler's, e.g. "
+                                 "tcp://127.0.0.1:8786")
+    return value
+
+
 def guarded(fn):
     """Map library errors to exit codes: UserError -> 2, RunFailed -> 1, Ctrl-C -> 130."""
     import functools
@@ -99,7 +107,7 @@ set_option = click.option(
               help="Folder that receives <name>/<id>/ run folders.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local processes for the trials of a sweep.")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
+@click.option("--scheduler", metavar="ADDRESS", default=None, callback=lambda c, p, v: _address(v),
               help="Run sweep trials on this Dask distributed scheduler (extra 'dask').")
 @click.option("--force", is_flag=True, help="Redo runs whose folder is already complete.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (ids and statuses); run nothing.")
@@ -152,6 +160,10 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
             result = api.run(config, out, force, workers, scheduler, on_trial=on_trial,
                              track=track, restart=restart, threads=threads)
         return _report_sweep(result)
+    if scheduler:  # not silently local: the user asked for the cluster
+        raise click.BadParameter(f"{config_path} is a single run; the scheduler runs the "
+                                 "trials of a sweep (or the folds of data.folds)",
+                                 param_hint="'--scheduler'")
     with progress.epochs(config, quiet) as on_epoch, _tracking_warnings():
         outcome = api.run(config, out, force, on_epoch=on_epoch, track=track, restart=restart,
                           threads=threads)
@@ -342,7 +354,7 @@ def summary(config_path, overrides):
               help="Rows per forward minibatch.")
 @click.option("--keep", multiple=True, metavar="COLUMN",
               help="Copy this input column (an id) in front of the predictions; repeatable.")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
+@click.option("--scheduler", metavar="ADDRESS", default=None, callback=lambda c, p, v: _address(v),
               help="Predict the shards as tasks on this Dask distributed scheduler "
                    "(extra 'dask').")
 @guarded

@@ -552,6 +552,17 @@ def test_predict_with_bad_data(finished_run, tmp_path, csv_text, where, words):
     assert not (tmp_path / "p.csv").exists() and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_scheduler_is_never_silently_local(tmp_path):
+    """--scheduler on a single run, or empty, is refused, rather than run here."""
+    for name in ("xor.yaml", "xor.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    for address, words in (("tcp://127.0.0.1:1", "is a single run"), ("", "empty address")):
+        code, _, err = yamlnet("run", "--config", "xor.yaml", "--scheduler", address,
+                               cwd=tmp_path)
+        assert code == 2 and words in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_verify_names_a_missing_file_and_predict_takes_format_for_a_bare_name(
         finished_run, tmp_path):
     run = tmp_path / "run"
