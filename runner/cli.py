@@ -147,8 +147,10 @@ def run(config_path, overrides, out, workers, scheduler, force, dry_run, quiet, 
     if dry_run:
         found = api.plan(config, out)
         for t in found if isinstance(found, list) else []:
-            values = "  ".join(f"{k}={v}" for k, v in t.values.items())
-            click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}  {values}")
+            fold = t.plan.config.data.fold
+            values = "".join(f"  {k}={v}" for k, v in t.values.items())
+            click.echo(f"{t.plan.id}  {t.plan.status:<9}  seed={t.seed}"
+                       + ("" if fold is None else f"  fold={fold}") + values)
         if not isinstance(found, list):
             click.echo(f"{found.id}  {found.status:<9}  {found.folder}")
         steps = api.rungs(config)
@@ -320,10 +322,11 @@ def validate(files, overrides, check_data, fmt, resolved):
 
 @cli.command()
 def schema():
-    """Print the JSON Schema of the config (for editors)."""
-    from runner import api
+    """Print the JSON Schema of the config (for editors): schemas/config.schema.json,
+    byte for byte."""
+    from schemas.__main__ import schema_text
 
-    click.echo(json.dumps(api.schema(), indent=2))
+    click.echo(schema_text(), nl=False)
 
 
 @cli.command()

@@ -94,6 +94,24 @@ def test_dry_run_shows_statuses(swept, tmp_path):
     assert sorted(statuses) == ["complete"] * 4 + ["pending"] * 4
 
 
+def test_dry_run_shows_failed_trials_and_folds(tmp_path):
+    for name in ("puzzle.yaml", "puzzle.csv", "puzzle_query.csv", "xor.yaml", "xor.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    diverge = ["--set", "sweep={grid: {train.optimizer.lr: [0.001, 10.0]}, metric: loss}"]
+    code, _, _ = yamlnet("run", "--config", "puzzle.yaml", "--quiet", *diverge, cwd=tmp_path)
+    assert code == 1  # the trial at lr 10 diverged
+    code, out, _ = yamlnet("run", "--config", "puzzle.yaml", "--dry-run", *diverge,
+                           cwd=tmp_path)
+    statuses = {line.split()[-1]: line.split()[1] for line in out.strip().splitlines()}
+    assert code == 0 and statuses == {"train.optimizer.lr=0.001": "complete",
+                                      "train.optimizer.lr=10.0": "failed"}, out
+    assert all(line == line.rstrip() for line in out.splitlines())
+    code, out, _ = yamlnet("run", "--config", tmp_path / "xor.yaml", "--dry-run", "--set",
+                           "data.folds=3", "--set", "data.validation_split=0")
+    lines = out.strip().splitlines()
+    assert code == 0 and [line.split()[-1] for line in lines] == ["fold=0", "fold=1", "fold=2"]
+
+
 @pytest.mark.parametrize("grid,words", [
     ("model.layers.9.units: [2, 4]", "model.layers.9"),
     ("model.layers.0.units: [2, -4]", "model.layers.0.units"),

@@ -69,10 +69,10 @@ def read_status(folder):
 
 
 def describe(folder):
-    """complete | halted (at a rung of successive halving) | partial | pending, as
-    `run --dry-run` shows it."""
+    """complete | halted (at a rung of successive halving) | failed | partial | pending,
+    as `run --dry-run` shows it."""
     status = read_status(folder)
-    if status in ("complete", "halted"):
+    if status in ("complete", "halted", "failed"):
         return status
     return "partial" if os.path.isdir(folder) else "pending"
 
