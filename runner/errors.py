@@ -48,6 +48,11 @@ class RunFailed(Exception):
     """A run that started and failed (a loss that is not finite, for example)."""
 
 
+def count(n, noun) -> str:
+    """"1 feature column", "2 feature columns": n and the noun, plural unless n is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def did_you_mean(word, options) -> str:
     """"; did you mean 'relu'?" when `word` is close to one of `options` (ignoring case),
     else "". The one near-miss hint of every message: config keys, names, columns."""

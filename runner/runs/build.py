@@ -13,7 +13,7 @@ import numpy.random  # noqa: F401, E402
 from runner.engine import schedules
 from runner.engine.network import Network
 from runner.engine.optimizers import OPTIMIZERS
-from runner.errors import UserError, located
+from runner.errors import UserError, count, located
 from runner.io import weights
 from runner.vocabulary import monitor_mode
 from schemas.config import MAX_PARAMETER_BYTES
@@ -127,5 +127,5 @@ def clip(config):
 def check_inputs(config, n_features, source):
     if config.model.inputs is not None and config.model.inputs != n_features:
         raise UserError(
-            f"{config.model.inputs} does not match the {n_features} feature columns of "
+            f"{config.model.inputs} does not match the {count(n_features, 'feature column')} of "
             f"{source}; set model.inputs: {n_features} or remove it", "model.inputs")

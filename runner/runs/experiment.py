@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.engine import train
-from runner.errors import RunFailed, UserError, located
+from runner.errors import RunFailed, UserError, count, located
 from runner.io import atomic, checkpoints, data, preprocess, table, weights
 from runner.io.digests import DigestCache
 from runner.io.predictions import PredictionWriter
@@ -377,7 +377,7 @@ def _batches(source, replay, batch_size, dtype, keep, inputs):
         for X in data.stream(source, features=replay.features, batch_size=batch_size,
                              dtype=dtype, exclude=replay.exclude, dialect=dialect):
             if X.shape[1] != inputs:
-                raise UserError(f"{source}: {X.shape[1]} feature columns, but the run was "
+                raise UserError(f"{source}: {count(X.shape[1], 'feature column')}, but the run was "
                                 f"fitted on {inputs}; give the same columns in the same order")
             if replay.scaler is not None:
                 replay.scaler.apply(X)

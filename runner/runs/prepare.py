@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner import vocabulary
-from runner.errors import DataError, did_you_mean, located
+from runner.errors import DataError, count, did_you_mean, located
 from runner.io import data, preprocess, rows, table
 from runner.runs.build import check_inputs, generators
 
@@ -259,7 +259,7 @@ def check_prediction_source(config):
         if not named:
             found = data.inspect(source, dialect=kind).n_features
             if spec.path and typed is None and found != len(fitted):
-                raise DataError(source, f"{found} feature columns, the fit reads "
+                raise DataError(source, f"{count(found, 'feature column')}, the fit reads "
                                 f"{len(fitted)}; give the same columns in the same order")
             return
         names = table.read_header(source, delimiter=None if kind["header"] else kind["delimiter"],
@@ -408,7 +408,7 @@ def _validation(config, width, classes, state, pair):
     path, vs = _read(config, "data.validation_path", _wants_labels(config))
     with located("data.validation_path"):
         if vs.X.shape[1] != width:
-            raise DataError(path, f"has {vs.X.shape[1]} feature columns, the training data "
+            raise DataError(path, f"has {count(vs.X.shape[1], 'feature column')}, the training data "
                             f"{width}")
         return vs.X, _code_targets(config, vs, path, classes, pair)[1]
 
