@@ -592,6 +592,24 @@ def test_predict_with_tampered_weights(finished_run, tmp_path):
     assert code == 2 and "config.yaml:" in err and "invalid YAML" in err and "Traceback" not in err
 
 
+def test_prediction_arrays_are_read_by_the_fits_array_names(tmp_path):
+    """A predict.path .npz is checked with data.features' array name, as predictions read
+    it: the right width passes, another is refused before the fit."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", inputs=rng.normal(size=(20, 2)).astype(np.float32),
+             labels=(rng.random(20) > 0.5).astype(np.float32))
+    for name, width in (("p2.npz", 2), ("p3.npz", 3)):
+        np.savez(tmp_path / name, inputs=np.zeros((4, width), np.float32))
+    write(tmp_path / "z.yaml", "name: z\ndata: {path: d.npz, features: inputs, targets: "
+          "labels}\nmodel:\n  layers: [{units: 1, activation: sigmoid}]\n"
+          "train: {loss: binary_crossentropy, epochs: 2}\npredict: {path: p2.npz}\n")
+    code, _, err = yamlnet("run", "--config", "z.yaml", "--quiet", cwd=tmp_path)
+    assert code == 0, err
+    code, _, err = yamlnet("run", "--config", "z.yaml", "--set", "predict.path=p3.npz",
+                           cwd=tmp_path)
+    assert code == 2 and "3 feature columns, the fit reads 2" in err, err
+
+
 def test_data_errors_point_at_the_override_or_the_targets_file(tmp_path):
     """A data error in a value given by --set points at that --set (not at the file's old
     line); one in data.targets_path's file names data.targets_path."""

@@ -255,16 +255,18 @@ def check_prediction_source(config):
     if keep and not named:
         raise DataError(source, "predict.keep copies named columns, and this file has none; "
                         f"give a table with a header ({', '.join(NAMED)})", key="predict.keep")
+    by_name = d.path.lower().endswith(NAMED) or typed is not None
     with located(key):
-        if not named:
-            found = data.inspect(source, dialect=kind).n_features
-            if spec.path and typed is None and found != len(fitted):
-                raise DataError(source, f"{count(found, 'feature column')}, the fit reads "
-                                f"{len(fitted)}; give the same columns in the same order")
+        if not named:  # an array read as the fit's arrays were (same data.features)
+            if spec.path and not by_name:
+                found = data.inspect(source, features=d.features, dialect=kind).n_features
+                if found != len(fitted):
+                    raise DataError(source, f"{count(found, 'feature column')}, the fit "
+                                    f"reads {len(fitted)}; give the same columns in the same "
+                                    "order")
             return
         names = table.read_header(source, delimiter=None if kind["header"] else kind["delimiter"],
                                   header=kind["header"], decimal=kind["decimal"])[0]
-    by_name = d.path.lower().endswith(NAMED) or typed is not None
     for wanted, at in ((keep, "predict.keep"), (fitted if spec.path and by_name else [], key)):
         missing = [c for c in wanted if c not in names]
         if missing:
