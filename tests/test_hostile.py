@@ -631,7 +631,7 @@ def test_data_errors_point_at_the_override_or_the_targets_file(tmp_path):
 @pytest.mark.parametrize("override,key,words", [
     ("predict={keep: [nope]}", "predict.keep", "no column 'nope'"),
     ("predict={path: xor.csv}", "predict.path", "no column 'p0'"),
-    ("predict={path: x.npy}", "predict.path", "2 feature columns, the fit reads 64"),
+    ("predict={path: x.npy}", "predict.path", "by column name, and this file has none"),
     ("predict={path: x.npy, keep: [p0]}", "predict.keep", "has none"),
 ])
 def test_prediction_file_mistakes_are_found_before_the_fit(tmp_path, override, key, words):

@@ -258,7 +258,11 @@ def check_prediction_source(config):
     by_name = d.path.lower().endswith(NAMED) or typed is not None
     with located(key):
         if not named:  # an array read as the fit's arrays were (same data.features)
-            if spec.path and not by_name:
+            if spec.path and by_name:
+                raise DataError(source, "the fit reads its features by column name, and "
+                                "this file has none; give a table with a header "
+                                f"({', '.join(NAMED)})")
+            if spec.path:
                 found = data.inspect(source, features=d.features, dialect=kind).n_features
                 if found != len(fitted):
                     raise DataError(source, f"{count(found, 'feature column')}, the fit "
