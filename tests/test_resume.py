@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, write, yamlnet
 
 from runner.io import checkpoints
-from runner.runs.folders import OUTPUTS, output_digest, read_info
+from runner.runs.folders import OUTPUTS, RunFolder, output_digest, read_info
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +107,17 @@ def test_restart_ignores_the_checkpoint(tmp_path):
                              cwd=tmp_path)
     assert code == 0, err
     assert "resumed" not in out and out.startswith("complete: ")
+
+
+def test_a_resumed_folder_keeps_its_files_but_no_temporary_one(tmp_path):
+    """start(keep=True), as a resumed fit calls it, keeps the checkpoint and history but
+    removes what a kill in the middle of an atomic write left (.tmp-*); start() empties."""
+    path = tmp_path / "run"
+    path.mkdir()
+    for name in ("checkpoint.npz", "history.csv", ".tmp-k2j3-weights.npz"):
+        (path / name).write_bytes(b"x")
+    RunFolder(str(path)).start({"name": "r"}, {"id": "r"}, keep=True)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "checkpoint.npz", "config.yaml", "history.csv", "run.json"]
+    RunFolder(str(path)).start({"name": "r"}, {"id": "r"})
+    assert sorted(p.name for p in path.iterdir()) == ["config.yaml", "run.json"]

@@ -6,6 +6,8 @@ import os
 import tempfile
 from contextlib import contextmanager
 
+PREFIX = ".tmp-"  # the temporary files' names start so: a kill mid-write can leave one
+
 
 @contextmanager
 def atomic_path(path):
@@ -13,7 +15,7 @@ def atomic_path(path):
     exception the temporary file is renamed over `path`, otherwise it is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=PREFIX, suffix="-" + os.path.basename(path), dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o644)
     try:

@@ -117,6 +117,10 @@ class RunFolder:
         one keeps its files), write config.yaml and run.json with status `running`."""
         if os.path.isdir(self.path) and not keep:
             shutil.rmtree(self.path)
+        elif os.path.isdir(self.path):  # a kill mid-write may have left a temporary file
+            for name in os.listdir(self.path):
+                if name.startswith(atomic.PREFIX):
+                    os.remove(self.file(name))
         os.makedirs(self.path, exist_ok=True)
         atomic.write_text(self.file("config.yaml"), dump(resolved))
         self.info = dict(info, status="running", started=time.time(), versions=versions())
