@@ -24,8 +24,9 @@ class DataError(UserError):
     """A problem in a data file, located as `[key: ]path:row: message` (rows count from
     1, the header being row 1 in a CSV; key is the config entry naming the file)."""
 
-    def __init__(self, path, message, row=None, key=None):
+    def __init__(self, path, message, row=None, key=None, column=None):
         self.path, self.message, self.row = str(path), message, row
+        self.column = column  # the column a file lacks, when that is the problem
         where = self.path if row is None else f"{self.path}:{row}"
         super().__init__(f"{where}: {message}", key)
 
@@ -40,7 +41,7 @@ def located(key):
         if e.key is not None:
             raise
         if isinstance(e, DataError):
-            raise DataError(e.path, e.message, e.row, key) from None
+            raise DataError(e.path, e.message, e.row, key, e.column) from None
         raise UserError(e.detail, key) from None
 
 

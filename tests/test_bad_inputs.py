@@ -125,7 +125,9 @@ def test_bad_data(tmp_path, csv_text, row, words):
     code, _, err = yamlnet("run", "--config", config, cwd=tmp_path)
     assert_refused(code, err, tmp_path)
     assert (f"{data.name}:{row}:" if row else f"{data.name}:") in err
-    assert words in err and "data.path" in err
+    # located at the key that named what is wrong: the missing column's list, else the file
+    key = "data.targets" if words == "'y'" else "data.path"
+    assert words in err and f"{key}: " in err, err
 
 
 def test_empty_config_file(tmp_path):

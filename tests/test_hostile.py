@@ -619,6 +619,10 @@ def test_data_errors_point_at_the_override_or_the_targets_file(tmp_path):
         code, _, err = yamlnet(*command, "--set", "data.path=gone.csv", cwd=tmp_path)
         assert code == 2 and err.startswith("--set data.path=gone.csv: data.path: "), err
         assert "gone.csv" in err.splitlines()[0] and "path: iris.csv" not in err, err
+        for key, value in (("data.targets", "[specie]"), ("data.features", "[sepal_lenght]")):
+            code, _, err = yamlnet(*command, "--set", f"{key}={value}", cwd=tmp_path)
+            assert code == 2 and err.startswith(f"--set {key}={value}: {key}: iris.csv:1: "
+                                                "no column"), err  # the list that named it
     np.save(tmp_path / "x.npy", np.zeros((6, 4), np.float32))
     np.save(tmp_path / "y.npy", np.array([object()] * 6, dtype=object))
     write(tmp_path / "t.yaml", "name: t\ndata:\n  path: x.npy\n  targets_path: y.npy\n"

@@ -61,7 +61,7 @@ def iter_columns(path, columns=None, na_values=()) -> Iterator[tuple]:
     for name in wanted:
         if name not in names:
             raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
-                            f"(columns: {', '.join(names)})")
+                            f"(columns: {', '.join(names)})", column=name)
     first = 1
     for i in range(f.num_row_groups):
         group = f.read_row_group(i, columns=wanted)

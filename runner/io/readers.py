@@ -86,7 +86,8 @@ class CsvReader:
         for name in names:
             if name not in self.names:
                 raise DataError(self.path, f"no column {name!r}{did_you_mean(name, self.names)} "
-                                f"(columns: {', '.join(self.names)}){header_hint(self.names)}", 1)
+                                f"(columns: {', '.join(self.names)}){header_hint(self.names)}", 1,
+                                column=name)
             if self.names.index(name) in out:
                 raise DataError(self.path, f"column {name!r} is listed twice")
             out.append(self.names.index(name))

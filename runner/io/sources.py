@@ -216,7 +216,7 @@ class TableSource(Source):
             if name not in names:
                 hint = header_hint(names) if self.dialect["header"] else ""
                 raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
-                                f"(columns: {', '.join(names)}){hint}")
+                                f"(columns: {', '.join(names)}){hint}", column=name)
         both = set(self.feature_names) & set(targets)
         if both:
             raise DataError(path, f"column {min(both)!r} is both a feature and a target")

@@ -225,7 +225,7 @@ def _index(path, names, columns, header):
             listing = ", ".join(names) if header else f"positions 0 to {len(names) - 1}"
             hint = header_hint(names) if header else ""
             raise DataError(path, f"no column {name!r}{did_you_mean(name, names)} "
-                            f"(columns: {listing}){hint}", 1 if header else None)
+                            f"(columns: {listing}){hint}", 1 if header else None, column=name)
         if names.index(name) in out:
             raise DataError(path, f"column {name!r} is listed twice")
         out.append(names.index(name))

@@ -225,14 +225,23 @@ def _row_weights(config, Y, classes, sample):
 @contextmanager
 def _located(config, key):
     """located(key), except that an error in the file of data.targets_path names that
-    key (the file is read along with data.path's)."""
+    key (the file is read along with data.path's), and a column data.path lacks names
+    the list that asked for it: data.targets or data.features."""
     try:
         with located(key):
             yield
     except DataError as e:
-        if config.data.targets_path is None or e.path != config.data.targets_path:
+        d = config.data
+        if d.targets_path is not None and e.path == d.targets_path:
+            at = "data.targets_path"
+        elif key == "data.path" and e.column is not None and e.path == d.path:
+            listed = {"data.targets": d.targets, "data.features": d.features}
+            at = next((k for k, v in listed.items()
+                       if e.column in ([str(v)] if isinstance(v, (str, int)) else
+                                       [str(c) for c in v or ()])), key)
+        else:
             raise
-        raise DataError(e.path, e.message, e.row, "data.targets_path") from None
+        raise DataError(e.path, e.message, e.row, at, e.column) from None
 
 
 def check_prediction_source(config):
