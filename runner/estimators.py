@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from runner import model as models
+from runner import vocabulary
 from runner.errors import UserError
 from runner.io import data, preprocess
 from schemas import ConfigError
@@ -68,13 +69,20 @@ class _Estimator(BaseEstimator):
             for layer in layers[:-1]:
                 layer["activation"] = self.activation
         out.setdefault("activation", self._output)
+        name = out["activation"]["name"] if isinstance(out["activation"], dict) else out["activation"]
+        name = vocabulary.aliases(vocabulary.ACTIVATIONS).get(name, name)
+        if name != self._output:
+            raise ValueError(f"config: the output layer's activation is {name!r}; "
+                             f"{type(self).__name__} makes a {self._output} output of one "
+                             "unit per class or target: leave the activation out")
         out["units"] = units
         tree["model"] = {**(tree.get("model") or {}), "layers": layers}
         train = dict(tree.get("train") or {})
         train.setdefault("loss", self._loss)
         for key in ("epochs", "batch_size"):
-            if getattr(self, key) is not None:
-                train[key] = getattr(self, key)
+            value = getattr(self, key)
+            if value is not None:  # a numpy integer (a grid from np.arange) is an int
+                train[key] = int(value) if isinstance(value, np.integer) else value
         opt = train.get("optimizer", "adam")
         opt = dict(opt) if isinstance(opt, dict) else {"name": opt}
         if self.optimizer is not None and self.optimizer != opt["name"]:

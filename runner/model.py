@@ -236,8 +236,13 @@ class Model:
         state = (self.preprocess or {}).get("features")
         if state is None:
             names = self.info.get("features")
-            if _frame(X) and isinstance(names, list) and all(n in X.columns for n in names):
-                X = X[names]
+            if _frame(X) and isinstance(names, list):  # by name, never by position
+                missing = [n for n in names if n not in X.columns]
+                if not missing:
+                    X = X[names]
+                elif names != [f"x{j}" for j in range(len(names))]:  # fitted on named ones
+                    raise ValueError(f"X: missing the column(s) {missing}; this model reads "
+                                     f"{names}")
             A = np.array(matrix(X, self.n_features), dtype=dtype)  # a copy: scaled in place
             data.Scaler.from_arrays(self.arrays).apply(A)
             return A, None
@@ -310,6 +315,9 @@ class Model:
                     with open(path, "rb") as f:
                         files[name] = f.read()
         os.makedirs(folder, exist_ok=True)
+        for name in KEPT:  # a run saved here before must not lend this one its files
+            if name not in files and os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
         for name, content in files.items():
             atomic.write_bytes(os.path.join(folder, name), content)
         if self._inputs:  # the inputs move beside the run; the id keeps (it hashes contents)

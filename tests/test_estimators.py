@@ -202,6 +202,22 @@ def test_partial_fit_after_fit_keeps_the_fits_scaling():
     np.testing.assert_allclose(reg.predict(X), raw * t.std() + t.mean(), rtol=1e-4)
 
 
+def test_numpy_integers_and_an_output_the_estimator_cannot_make():
+    """epochs from np.arange (as a grid gives them) are integers; a config whose output
+    layer is not the estimator's (a sigmoid under Classifier: rows of probabilities that
+    did not sum to 1) is refused."""
+    X, y = read_digits_labels()
+    X = X[:200] / 16
+    clf = estimators.Classifier(hidden=(8,), epochs=np.int64(2), batch_size=np.int64(32))
+    assert len(clf.fit(X, y[:200]).history_) == 2
+    sigmoid = {"model": {"layers": [{"units": 8}, {"units": 1, "activation": "sigmoid"}]},
+               "train": {"loss": "binary_crossentropy"}}
+    with pytest.raises(ValueError, match="activation is 'sigmoid'"):
+        estimators.Classifier(sigmoid, epochs=1).fit(X, y[:200] > 4)
+    linear = {"model": {"layers": [{"units": 4}, {"units": 1, "activation": "linear"}]}}
+    assert estimators.Regressor(linear, epochs=1).fit(X, y[:200] * 1.0).predict(X).shape == (200,)
+
+
 def test_config_file_and_shortcuts(tmp_path):
     """A config file (without data) gives the network; shortcuts override it."""
     (tmp_path / "net.yaml").write_text(yaml.safe_dump({

@@ -210,3 +210,37 @@ def test_api_imports_without_scikit_learn():
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "refused"
+
+
+def test_dataframe_columns_are_found_by_name_or_refused():
+    """A fit on named columns reads a DataFrame by name, in any order; a misspelled name
+    is refused, never read by position (it predicted virginica for setosa rows). A
+    model fitted on an unnamed array reads a DataFrame by position."""
+    pd = pytest.importorskip("pandas", reason="pandas is not installed")
+    X, y, names = iris_rows()
+    frame = pd.DataFrame(X, columns=names)
+    short = {**IRIS, "train": {**IRIS["train"], "epochs": 3, "early_stopping": None}}
+    named = api.fit({**short, "data": {"scale": "standard"}}, frame, y)
+    np.testing.assert_array_equal(named.predict_proba(frame[names[::-1]]),
+                                  named.predict_proba(frame))
+    renamed = frame[names[::-1]].rename(columns={names[-1]: "petal_w"})
+    with pytest.raises(ValueError, match=f"missing the column.*{names[-1]}"):
+        named.predict(renamed)
+    unnamed = api.fit({**short, "data": {"scale": "standard"}}, X, y)
+    np.testing.assert_array_equal(unnamed.predict_proba(frame), unnamed.predict_proba(X))
+
+
+def test_save_over_another_run_leaves_none_of_its_files(tmp_path, iris_model):
+    """Saving into a folder that held another model's run: the other's preprocess.json
+    (typed columns) must not be read back with these weights."""
+    pd = pytest.importorskip("pandas", reason="pandas is not installed")
+    X, y, names = iris_rows()
+    typed = api.fit({**IRIS, "train": {**IRIS["train"], "epochs": 2, "early_stopping": None},
+                     "data": {"features": {n: "numeric" for n in names}}},
+                    pd.DataFrame(X, columns=names), y)
+    typed.save(tmp_path / "m")
+    assert (tmp_path / "m" / "preprocess.json").exists()
+    iris_model.save(tmp_path / "m")
+    back = api.Model.from_run(tmp_path / "m")
+    assert not (tmp_path / "m" / "preprocess.json").exists()
+    np.testing.assert_array_equal(back.predict_proba(X), iris_model.predict_proba(X))
