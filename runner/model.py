@@ -78,10 +78,17 @@ def _texts(values):
     return np.array(out, dtype=str)
 
 
+def _series_texts(column):
+    """_texts of a pandas column, whose missing values (NaN, None, pd.NA, NaT) are empty
+    cells too (pd.NA would otherwise become the text '<NA>', a category of its own)."""
+    return _texts(column.to_numpy(dtype=object, na_value=None) if column.isna().any()
+                  else column.to_numpy())
+
+
 def _columns(X, width=None):
     """{name: (n,) str} of the features X: a DataFrame's columns, or x0..x{d-1}."""
     if _frame(X):
-        return {str(c): _texts(X[c].to_numpy()) for c in X.columns}
+        return {str(c): _series_texts(X[c]) for c in X.columns}
     A = matrix(X, width)
     return {f"x{j}": _texts(A[:, j]) for j in range(A.shape[1])}
 
@@ -253,7 +260,7 @@ class Model:
         missing = [c for c in wanted if c not in X]
         if missing:
             raise ValueError(f"X: missing the column(s) {missing}; this model reads {wanted}")
-        cells = {c: _texts(X[c].to_numpy() if _frame(X) else X[c]) for c in wanted}
+        cells = {c: _series_texts(X[c]) if _frame(X) else _texts(X[c]) for c in wanted}
         try:
             encoded = preprocess.transform(state, table.from_columns("X", cells, 1, [""]), dtype)
         except UserError as e:

@@ -244,3 +244,22 @@ def test_save_over_another_run_leaves_none_of_its_files(tmp_path, iris_model):
     back = api.Model.from_run(tmp_path / "m")
     assert not (tmp_path / "m" / "preprocess.json").exists()
     np.testing.assert_array_equal(back.predict_proba(X), iris_model.predict_proba(X))
+
+
+def test_pandas_missing_values_are_missing_cells_whatever_the_dtype():
+    """pd.NA in a string (or nullable) column is a missing cell, as NaN is: the same
+    categories, weights and predictions (it was the text '<NA>', a category of its own)."""
+    pd = pytest.importorskip("pandas", reason="pandas is not installed")
+    frame = pd.read_csv(CONFIGS / "penguins.csv")
+    tree = yaml.safe_load((CONFIGS / "penguins.yaml").read_text())
+    tree["data"] = {k: v for k, v in tree["data"].items() if k in ("features", "scale")}
+    tree["train"].update(epochs=3, early_stopping=None)
+    X, y = frame.drop(columns=["species", "year"]), frame["species"]
+    assert X["sex"].isna().any()
+    nan = api.fit(tree, X, y)
+    na = X.assign(sex=X["sex"].astype("string"), body_mass_g=X["body_mass_g"].astype("Float64"))
+    assert na["sex"].isna().any() and na["sex"].dtype == "string"
+    other = api.fit(tree, na, y)
+    for key, value in nan.arrays.items():
+        np.testing.assert_array_equal(value, other.arrays[key], err_msg=key)
+    np.testing.assert_array_equal(nan.predict_proba(X), other.predict_proba(na))
