@@ -4,9 +4,11 @@ from model.weights."""
 
 import csv
 import math
+import shutil
 
 import numpy as np
 import pytest
+from conftest import CONFIGS, write, yamlnet
 
 from runner import api
 from schemas import ACTIVATION_NAMES, load_config_dict
@@ -106,3 +108,26 @@ def test_weights_saved_are_the_weights_used(tmp_path, problem):
     with np.load(f"{outcome.folder}/weights.npz") as saved:
         for key, value in params.items():
             assert np.array_equal(saved[key], value)
+
+
+def test_predict_from_a_forward_run_reads_columns_by_name(tmp_path):
+    """A forward-only run's predict finds a table's columns by name, as a fitted run's
+    does: reordered columns give the same outputs, a missing one is refused (it read
+    them by position, swapping x1 and x2 silently)."""
+    for name in ("forward.yaml", "xor.csv"):
+        shutil.copy(CONFIGS / name, tmp_path / name)
+    code, out, err = yamlnet("run", "--config", "forward.yaml", "--quiet", cwd=tmp_path)
+    assert code == 0, err
+    run = out.split(": ")[1].strip()
+    write(tmp_path / "in_order.csv", "x1,x2\n1,0\n0,1\n")
+    write(tmp_path / "swapped.csv", "x2,x1\n0,1\n1,0\n")
+    write(tmp_path / "other.csv", "x1,foo\n1,0\n")
+    outputs = []
+    for name in ("in_order.csv", "swapped.csv"):
+        code, _, err = yamlnet("predict", "--run", run, "--data", name, "--out", f"p-{name}",
+                               cwd=tmp_path)
+        assert code == 0, err
+        outputs.append((tmp_path / f"p-{name}").read_text())
+    assert outputs[0] == outputs[1]
+    code, _, err = yamlnet("predict", "--run", run, "--data", "other.csv", cwd=tmp_path)
+    assert code == 2 and "no column 'x2'" in err, err

@@ -305,8 +305,10 @@ def _forward(config, folder):
         else None
     if saved is not None:
         atomic.write_text(folder.file(PREPROCESS), json.dumps(saved, indent=1) + "\n")
-    folder.info.update(features=d.features, exclude=list(exclude))
-    replay = Replay(d.features, exclude, scaler, arrays.get("classes"), saved)
+    # a table's columns are read by name later, as a fit's are (not by position)
+    features = info.feature_names if source.lower().endswith(prepare.NAMED) else d.features
+    folder.info.update(features=features, exclude=list(exclude))
+    replay = Replay(features, exclude, scaler, arrays.get("classes"), saved)
     _predict_into(folder, net, config, replay)
     return {}
 
