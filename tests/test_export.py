@@ -263,6 +263,20 @@ def test_a_row_predict_refuses_gets_nan_and_no_label(penguins, tmp_path):
     assert code == 2 and "Atlantis" in err
 
 
+def test_a_row_with_nan_or_inf_gets_nan_and_no_label_on_listed_columns(tmp_path):
+    """predict refuses a non-finite feature; the exported model gives that row NaN
+    probabilities and an empty label (ArgMax over NaN said the first class)."""
+    config = api.load_config(str(CONFIGS / "iris.yaml"), overrides=["train.epochs=3"])
+    (folder,) = run_folders(config, tmp_path / "runs")
+    _, session = exported(folder, tmp_path / "m.onnx")
+    X = np.array([[5.1, np.nan, 1.4, 0.2], [5.1, 3.5, 1.4, 0.2], [np.inf, 3.5, 1.4, 0.2],
+                  [6.5, 3.0, 5.5, -np.inf]], np.float32)
+    probabilities, label = session.run(None, {"X": X})
+    bad = [0, 2, 3]
+    assert np.isnan(probabilities[bad]).all() and list(label[bad]) == ["", "", ""]
+    assert np.isfinite(probabilities[1]).all() and label[1] == "setosa"
+
+
 def test_a_column_type_without_an_onnx_form_is_refused(penguins, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(penguins, folder)

@@ -55,7 +55,7 @@ def onnx_model(config, net, arrays, info, saved=None) -> bytes:
         A, refused = _typed_inputs(g, state, list(na))
         features = [c["name"] for c in state["columns"]]
     else:
-        A, refused = _listed_input(g, net.sizes[0], data.Scaler.from_arrays(arrays)), None
+        A, refused = _listed_input(g, net.sizes[0], data.Scaler.from_arrays(arrays))
         features = info.get("features") if isinstance(info.get("features"), list) else None
     for i, layer in enumerate(config.model.layers):
         A = g.op("MatMul", A, g.const(net.W[i]))  # (batch, units)
@@ -117,16 +117,20 @@ def _input(g, name, elem):
 
 
 def _listed_input(g, width, scaler):
-    """X (batch, width), scaled by the run's Scaler in float64 as predict does."""
+    """(X (batch, width) scaled by the run's Scaler in float64 as predict does, refused
+    (batch, 1) bool: rows holding a NaN or an infinity, which predict refuses)."""
     from onnx import TensorProto, helper
 
     g.inputs.append(helper.make_tensor_value_info("X", g.elem, ["batch", width]))
+    bad = g.op("Cast", g.op("Or", g.op("IsNaN", "X"), g.op("IsInf", "X")), to=TensorProto.FLOAT)
+    refused = g.op("Greater", g.op("ReduceSum", bad, g.const([1], np.int64), keepdims=1),
+                   g.const(np.float32(0), np.float32))
     if scaler.kind == "none":
-        return "X"
+        return "X", refused
     x = g.op("Cast", "X", to=TensorProto.DOUBLE)
     x = g.op("Sub", x, g.const(scaler.shift, np.float64))
     x = g.op("Div", x, g.const(scaler.div, np.float64))
-    return g.op("Cast", x, to=g.elem)
+    return g.op("Cast", x, to=g.elem), refused
 
 
 def _typed_inputs(g, state, na):
