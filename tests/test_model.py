@@ -79,6 +79,7 @@ def test_fit_on_arrays_gives_the_weights_of_yamlnet_run(tmp_path, iris_model):
 
 
 @pytest.mark.slow
+@pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
 def test_from_run_replays_typed_columns_scaling_and_labels(tmp_path):
     """penguins: typed numeric columns with median fills, categorical island and sex with
     a missing category, standard scaling and species labels, read back from a DataFrame."""
@@ -212,6 +213,7 @@ def test_api_imports_without_scikit_learn():
     assert proc.stdout.strip() == "refused"
 
 
+@pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
 def test_dataframe_columns_are_found_by_name_or_refused():
     """A fit on named columns reads a DataFrame by name, in any order; a misspelled name
     is refused, never read by position (it predicted virginica for setosa rows). A
@@ -230,6 +232,7 @@ def test_dataframe_columns_are_found_by_name_or_refused():
     np.testing.assert_array_equal(unnamed.predict_proba(frame), unnamed.predict_proba(X))
 
 
+@pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
 def test_save_over_another_run_leaves_none_of_its_files(tmp_path, iris_model):
     """Saving into a folder that held another model's run: the other's preprocess.json
     (typed columns) must not be read back with these weights."""
@@ -246,6 +249,7 @@ def test_save_over_another_run_leaves_none_of_its_files(tmp_path, iris_model):
     np.testing.assert_array_equal(back.predict_proba(X), iris_model.predict_proba(X))
 
 
+@pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
 def test_pandas_missing_values_are_missing_cells_whatever_the_dtype():
     """pd.NA in a string (or nullable) column is a missing cell, as NaN is: the same
     categories, weights and predictions (it was the text '<NA>', a category of its own)."""
