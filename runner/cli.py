@@ -56,8 +56,8 @@ def located(error, config_path, overrides=()):
     return f"error: {error}"
 
 
-def _address(value):
-    """--scheduler's value: None, or a non-empty address."""
+def _address(ctx, param, value):
+    """--scheduler's value (a click callback): None, or a non-empty address."""
     if value is not None and not value.strip():
         raise click.BadParameter("an empty address; give the scheduler's, e.g. "
                                  "tcp://127.0.0.1:8786")
@@ -107,7 +107,7 @@ set_option = click.option(
               help="Folder that receives <name>/<id>/ run folders.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local processes for the trials of a sweep.")
-@click.option("--scheduler", metavar="ADDRESS", default=None, callback=lambda c, p, v: _address(v),
+@click.option("--scheduler", metavar="ADDRESS", default=None, callback=_address,
               help="Run sweep trials on this Dask distributed scheduler (extra 'dask').")
 @click.option("--force", is_flag=True, help="Redo runs whose folder is already complete.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (ids and statuses); run nothing.")
@@ -357,7 +357,7 @@ def summary(config_path, overrides):
               help="Rows per forward minibatch.")
 @click.option("--keep", multiple=True, metavar="COLUMN",
               help="Copy this input column (an id) in front of the predictions; repeatable.")
-@click.option("--scheduler", metavar="ADDRESS", default=None, callback=lambda c, p, v: _address(v),
+@click.option("--scheduler", metavar="ADDRESS", default=None, callback=_address,
               help="Predict the shards as tasks on this Dask distributed scheduler "
                    "(extra 'dask').")
 @guarded

@@ -126,7 +126,7 @@ class _Estimator(BaseEstimator):
             if features.kind != "none" or targets is not None:
                 self._outer = (features, targets)
         if self._outer is not None:
-            X, Y = self._scaled(X), Y
+            X = self._scaled(X)
             if self._outer[1] is not None:
                 Y = preprocess.encode_targets(self._outer[1], Y.reshape(len(Y), -1),
                                               "float64").reshape(Y.shape)
@@ -179,9 +179,9 @@ class Classifier(ClassifierMixin, _Estimator):
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over X, y, from the current weights (the optimizer starts afresh, and
-        no feature scaling is learned: scale the features first; after a fit that scaled
-        them, a ValueError). The first call needs `classes`, every class y will ever hold
-        (default: those of this y)."""
+        no feature scaling is learned: scale the features first; after a fit, the
+        scaling it learned is kept, see _go_on_from). The first call needs `classes`,
+        every class y will ever hold (default: those of this y)."""
         first = not hasattr(self, "model_")
         X, y = validate_data(self, X, y, reset=first)
         if first:

@@ -32,9 +32,7 @@ from schemas.yamlread import YamlError, dump
 
 DATA = "data.csv"  # the rows of a fit on arrays, kept beside the run when it is saved
 START = "start.npz"  # the weights a fit starts from (model.weights), when given as arrays
-KEPT = ("config.yaml", "run.json", "weights.npz", "preprocess.json", "history.csv",
-        "metrics.json", "predictions.csv", "predictions.npy", "predictions_labels.npy",
-        "loss.png")
+KEPT = folders.FINISHED  # the files of a finished run that a Model keeps and saves
 
 
 def config_tree(config):
@@ -85,12 +83,17 @@ def _series_texts(column):
                   else column.to_numpy())
 
 
+def _array_names(d):
+    """x0..x{d-1}: the names of the columns of a fit on an array (no names of its own)."""
+    return [f"x{j}" for j in range(d)]
+
+
 def _columns(X, width=None):
-    """{name: (n,) str} of the features X: a DataFrame's columns, or x0..x{d-1}."""
+    """{name: (n,) str} of the features X: a DataFrame's columns, or _array_names."""
     if _frame(X):
         return {str(c): _series_texts(X[c]) for c in X.columns}
     A = matrix(X, width)
-    return {f"x{j}": _texts(A[:, j]) for j in range(A.shape[1])}
+    return {name: _texts(A[:, j]) for j, name in enumerate(_array_names(A.shape[1]))}
 
 
 def matrix(X, width=None, name="X"):
@@ -247,7 +250,7 @@ class Model:
                 missing = [n for n in names if n not in X.columns]
                 if not missing:
                     X = X[names]
-                elif names != [f"x{j}" for j in range(len(names))]:  # fitted on named ones
+                elif names != _array_names(len(names)):  # fitted on named columns
                     raise ValueError(f"X: missing the column(s) {missing}; this model reads "
                                      f"{names}")
             A = np.array(matrix(X, self.n_features), dtype=dtype)  # a copy: scaled in place

@@ -656,6 +656,7 @@ def test_prediction_file_mistakes_are_found_before_the_fit(tmp_path, override, k
     (["predict", "--data", "new.csv", "--out"], "weights.npz"),
     (["export", "--out"], "weights.npz"),
     (["export", "--out"], "config.yaml"),
+    (["export", "--out"], "predictions_labels.npy"),  # a file this run lacks but others hold
 ])
 def test_out_never_replaces_a_file_of_the_run(finished_run, tmp_path, command, name):
     """--out naming one of the run's own files is refused before anything is written

@@ -24,7 +24,9 @@ from schemas import get_path, set_path
 from schemas.yamlread import dump
 
 OUTPUTS = ("weights.npz", "history.csv", "predictions.csv", "predictions.npy", "preprocess.json")
-OWN = ("config.yaml", "run.json", "metrics.json", "loss.png", "checkpoint.npz", *OUTPUTS)
+FINISHED = ("config.yaml", "run.json", *OUTPUTS, "predictions_labels.npy", "metrics.json",
+            "loss.png")  # every file a finished run folder can hold
+OWN = (*FINISHED, "checkpoint.npz")  # and an unfinished one's
 
 
 def refuse_own_file(run_dir, out):

@@ -235,10 +235,8 @@ def _located(config, key):
         if d.targets_path is not None and e.path == d.targets_path:
             at = "data.targets_path"
         elif key == "data.path" and e.column is not None and e.path == d.path:
-            listed = {"data.targets": d.targets, "data.features": d.features}
-            at = next((k for k, v in listed.items()
-                       if e.column in ([str(v)] if isinstance(v, (str, int)) else
-                                       [str(c) for c in v or ()])), key)
+            at = ("data.targets" if e.column in _names(d.targets) else
+                  "data.features" if e.column in _names(d.features) else key)
         else:
             raise
         raise DataError(e.path, e.message, e.row, at, e.column) from None
@@ -256,8 +254,8 @@ def check_prediction_source(config):
     d, kind = config.data, dialect(config)
     typed = d.column_types()
     exclude = () if d.sample_weight is None else (str(d.sample_weight),)
-    with located("data.path"):
-        fitted = (list(map(str, typed)) if typed is not None else data.open_source(
+    with _located(config, "data.path"):
+        fitted = (_names(typed) if typed is not None else data.open_source(
             d.path, d.features, d.targets, d.targets_path, exclude=exclude,
             dialect=kind).info().feature_names)
     named = source.lower().endswith(NAMED)
@@ -460,13 +458,15 @@ def _scale_targets(config, Y, val, names):
 # ---- typed columns: a delimited table encoded by a learned plan -----------------------
 
 
+def _names(value) -> list[str]:
+    """The column names of data.features or data.targets: one name, a list, a mapping's
+    keys (typed columns) or None (none)."""
+    return [str(value)] if isinstance(value, (str, int)) else [str(v) for v in value or ()]
+
+
 def _column_names(config, typed):
     """(feature names, target names) of typed columns."""
-    d = config.data
-    features = [str(k) for k in typed]
-    targets = [str(t) for t in ([] if d.targets is None else
-                                [d.targets] if isinstance(d.targets, (str, int)) else d.targets)]
-    return features, targets
+    return _names(typed), _names(config.data.targets)
 
 
 def _read_table(config, path):
