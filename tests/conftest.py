@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,17 @@ def yamlnet(*args, cwd=None, timeout=300, env=None):
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
     )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def example_run(folder, config, data, *overrides):
+    """Copy configs/<config> and configs/<data> into `folder`, run it there with the
+    `--set` overrides: the complete run folder."""
+    for name in (config, data):
+        shutil.copy(CONFIGS / name, Path(folder) / name)
+    sets = [a for o in overrides for a in ("--set", o)]
+    code, out, err = yamlnet("run", "--config", config, "--quiet", *sets, cwd=folder)
+    assert code == 0, err
+    return Path(folder) / out.split(": ")[1].strip()
 
 
 def write(path, text):

@@ -4,11 +4,10 @@ from model.weights."""
 
 import csv
 import math
-import shutil
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, write, yamlnet
+from conftest import example_run, write, yamlnet
 
 from runner import api
 from schemas import ACTIVATION_NAMES, load_config_dict
@@ -114,11 +113,7 @@ def test_predict_from_a_forward_run_reads_columns_by_name(tmp_path):
     """A forward-only run's predict finds a table's columns by name, as a fitted run's
     does: reordered columns give the same outputs, a missing one is refused (it read
     them by position, swapping x1 and x2 silently)."""
-    for name in ("forward.yaml", "xor.csv"):
-        shutil.copy(CONFIGS / name, tmp_path / name)
-    code, out, err = yamlnet("run", "--config", "forward.yaml", "--quiet", cwd=tmp_path)
-    assert code == 0, err
-    run = out.split(": ")[1].strip()
+    run = example_run(tmp_path, "forward.yaml", "xor.csv")
     write(tmp_path / "in_order.csv", "x1,x2\n1,0\n0,1\n")
     write(tmp_path / "swapped.csv", "x2,x1\n0,1\n1,0\n")
     write(tmp_path / "other.csv", "x1,foo\n1,0\n")

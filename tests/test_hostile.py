@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, ROOT, write, yamlnet
+from conftest import CONFIGS, ROOT, example_run, write, yamlnet
 
 BASE = """\
 name: hostile
@@ -529,13 +529,8 @@ def test_scheduler_at_a_closed_port_fails_fast(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A complete XOR run (a few epochs), for predict and verify cases."""
-    folder = tmp_path_factory.mktemp("finished")
-    for name in ("xor.yaml", "xor.csv"):
-        shutil.copy(CONFIGS / name, folder / name)
-    code, out, err = yamlnet("run", "--config", "xor.yaml", "--quiet", "--set",
-                             "train.epochs=5", cwd=folder)
-    assert code == 0, err
-    return folder / out.split(": ")[1].strip()
+    return example_run(tmp_path_factory.mktemp("finished"), "xor.yaml", "xor.csv",
+                       "train.epochs=5")
 
 
 @pytest.mark.parametrize("csv_text,where,words", [

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, write, yamlnet
+from conftest import example_run, write, yamlnet
 
 from runner import api
 
@@ -16,13 +16,8 @@ COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
     """A complete iris run (a few epochs): labels, scaling, four named features."""
-    folder = tmp_path_factory.mktemp("iris")
-    for name in ("iris.yaml", "iris.csv"):
-        shutil.copy(CONFIGS / name, folder / name)
-    code, out, err = yamlnet("run", "--config", "iris.yaml", "--quiet", "--set",
-                             "train.epochs=5", cwd=folder)
-    assert code == 0, err
-    return folder / out.split(": ")[1].strip()
+    return example_run(tmp_path_factory.mktemp("iris"), "iris.yaml", "iris.csv",
+                       "train.epochs=5")
 
 
 def rows(n, seed):
