@@ -144,6 +144,8 @@ def fit(config, X, y, start=None, on_epoch=None, base_dir=None):
     tree, base = config_tree(config)
     base = base_dir or base
     columns = _columns(X)
+    if not columns:
+        raise ValueError("X: no feature columns; give at least one")
     n = len(next(iter(columns.values())))
     Y = np.asarray(y)
     if Y.ndim not in (1, 2) or len(Y) != n:

@@ -233,6 +233,14 @@ def test_dataframe_columns_are_found_by_name_or_refused():
 
 
 @pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
+def test_no_feature_columns_is_a_value_error():
+    pd = pytest.importorskip("pandas", reason="pandas is not installed")
+    X, y, names = iris_rows()
+    with pytest.raises(ValueError, match="no feature columns"):  # was a bare StopIteration
+        api.fit(IRIS, pd.DataFrame(X, columns=names)[[]], y)
+
+
+@pytest.mark.torch  # pandas (extra 'bench'): run in CI's second pass
 def test_save_over_another_run_leaves_none_of_its_files(tmp_path, iris_model):
     """Saving into a folder that held another model's run: the other's preprocess.json
     (typed columns) must not be read back with these weights."""
